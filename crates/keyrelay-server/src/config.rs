@@ -1,0 +1,28 @@
+//! What the server needs to know about where it runs. The binary fills this
+//! from flags, environment and the config file.
+
+use std::net::SocketAddr;
+
+/// Settings the services and HTTP layer read.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The URL browsers and providers reach keyrelay at, without a trailing slash.
+    pub public_url: String,
+    /// Permits http:// and private addresses for provider endpoints (tests, development).
+    pub allow_local_providers: bool,
+    /// Largest JSON body the API accepts.
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The redirect URI app developers register at OAuth2 providers.
+    pub fn oauth_callback_url(&self) -> String {
+        format!("{}/oauth/callback", self.public_url)
+    }
+
+    /// The callback for OAuth 1.0a providers.
+    pub fn oauth1_callback_url(&self) -> String {
+        format!("{}/oauth1/callback", self.public_url)
+    }
+}

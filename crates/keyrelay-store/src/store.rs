@@ -1,0 +1,77 @@
+//! The storage traits. The server only ever talks to `dyn Store`; the binary
+//! alone picks SQLite or PostgreSQL.
+
+use async_trait::async_trait;
+
+use crate::error::StoreResult;
+use crate::model::{DataKeyRecord, Integration, Project, SecretKeyRecord};
+
+/// Which database a store runs on (for messages and metrics, not for logic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Everything keyrelay persists. Every method is one short statement or
+/// transaction, so that a database that goes away fails a request, not the process.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Applies the embedded migrations that have not run yet.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// One round trip, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets `key` unless it is set; true when this call set it. Several
+    /// instances starting at once agree on one value this way.
+    async fn set_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    async fn insert_data_key(&self, key: &DataKeyRecord) -> StoreResult<()>;
+    async fn get_data_key(&self, id: &str) -> StoreResult<Option<DataKeyRecord>>;
+    /// All data keys, oldest first.
+    async fn list_data_keys(&self) -> StoreResult<Vec<DataKeyRecord>>;
+    /// Replaces a data key's wrapping if it is still wrapped by `old_kid`;
+    /// false when another rotation got there first.
+    async fn rewrap_data_key(
+        &self,
+        id: &str,
+        old_kid: &str,
+        new_kid: &str,
+        wrapped: &[u8],
+    ) -> StoreResult<bool>;
+
+    async fn insert_project(&self, project: &Project) -> StoreResult<()>;
+    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>>;
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    async fn update_project(&self, project: &Project) -> StoreResult<()>;
+
+    async fn insert_secret_key(&self, key: &SecretKeyRecord) -> StoreResult<()>;
+    async fn find_secret_key(&self, hash: &[u8]) -> StoreResult<Option<SecretKeyRecord>>;
+    async fn list_secret_keys(&self, project_id: &str) -> StoreResult<Vec<SecretKeyRecord>>;
+    /// True when the key existed in that project.
+    async fn delete_secret_key(&self, project_id: &str, key_id: &str) -> StoreResult<bool>;
+
+    async fn insert_integration(&self, integration: &Integration) -> StoreResult<()>;
+    async fn get_integration(
+        &self,
+        project_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Integration>>;
+    async fn list_integrations(&self, project_id: &str) -> StoreResult<Vec<Integration>>;
+    /// Every integration of every project (for key checks and audits).
+    async fn list_all_integrations(&self) -> StoreResult<Vec<Integration>>;
+    async fn update_integration(&self, integration: &Integration) -> StoreResult<()>;
+    /// True when it existed.
+    async fn delete_integration(&self, project_id: &str, key: &str) -> StoreResult<bool>;
+}

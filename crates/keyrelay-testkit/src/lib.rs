@@ -1,0 +1,35 @@
+//! The test kit: start a real keyrelay on a free loopback port against a
+//! throwaway SQLite or PostgreSQL database, talk to it over HTTP, and break
+//! its network to the database on purpose.
+//!
+//! Test support code may panic on set-up failures: a test that cannot set
+//! up should fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod server;
+mod tcp_proxy;
+
+pub use keyrelay_store::testing::{TestDatabase, postgres_base_url};
+pub use server::{Backend, Response, TestServer, TestServerBuilder, free_port};
+pub use tcp_proxy::TcpProxy;
+
+/// Runs an async test body once per backend, as `NAME::sqlite` and
+/// `NAME::postgres` (the latter skipped with a message when
+/// `KEYRELAY_TEST_DATABASE_URL` is not set).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:ident;)+) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$body($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$body($crate::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}

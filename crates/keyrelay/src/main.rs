@@ -1,0 +1,7 @@
+//! The `keyrelay` command.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    keyrelay::cli::main()
+}

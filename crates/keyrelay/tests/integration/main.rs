@@ -1,0 +1,10 @@
+//! keyrelay's integration tests: real servers on loopback ports, real
+//! databases (SQLite always; PostgreSQL when KEYRELAY_TEST_DATABASE_URL is set).
+//! One test binary, so the workspace links it once.
+
+mod api;
+mod bad_input;
+mod cli;
+mod outage;
+mod secrets_at_rest;
+mod tenancy;
