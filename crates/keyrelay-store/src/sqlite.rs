@@ -22,7 +22,9 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite:path` or `sqlite://path`).
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Setup(format!("invalid SQLite database URL: {e}")))?
+            .map_err(|e| StoreError::Setup(format!("invalid SQLite database URL: {e}")))?;
+        create_private(options.get_filename())?;
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -43,6 +45,27 @@ impl SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// Creates the database file readable by its owner only (SQLite gives its
+/// WAL and shared-memory files the same mode). It holds only ciphertexts and
+/// hashes, but there is no reason for anyone else to read even those.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Setup(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        ))),
     }
 }
 

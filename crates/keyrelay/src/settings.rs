@@ -193,20 +193,20 @@ fn default_public_url(listen: SocketAddr) -> String {
 
 /// `KEYRELAY_MASTER_KEY` (comma-separated, first encrypts) wins over a key file.
 fn master_keys_from_env(file: Option<PathBuf>, data_dir: &Path) -> Result<MasterKeys> {
-    if let Ok(value) = std::env::var("KEYRELAY_MASTER_KEY") {
-        if !value.trim().is_empty() {
-            let keys = value
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .enumerate()
-                .map(|(i, k)| {
-                    MasterKey::from_base64(k)
-                        .with_context(|| format!("KEYRELAY_MASTER_KEY: key #{} is invalid", i + 1))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            return Ok(MasterKeys::Env(keys));
-        }
+    if let Ok(value) = std::env::var("KEYRELAY_MASTER_KEY")
+        && !value.trim().is_empty()
+    {
+        let keys = value
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+            .map(|(i, k)| {
+                MasterKey::from_base64(k)
+                    .with_context(|| format!("KEYRELAY_MASTER_KEY: key #{} is invalid", i + 1))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(MasterKeys::Env(keys));
     }
     Ok(match file {
         Some(path) => MasterKeys::File {

@@ -26,7 +26,7 @@ pub async fn ensure_admin_token(
     let fresh = AdminToken::new(token::generate_token(ADMIN_TOKEN_PREFIX));
     let hash = TokenHash::of(fresh.expose_secret());
     if store
-        .set_meta_if_absent(ADMIN_HASH_META, &hex_encode(hash.as_bytes()))
+        .set_meta_if_absent(ADMIN_HASH_META, &hex::encode(hash.as_bytes()))
         .await?
     {
         return Ok((hash, Some(fresh)));
@@ -42,7 +42,7 @@ async fn stored_admin_hash(store: &dyn Store) -> ServiceResult<Option<TokenHash>
     let Some(hex) = store.get_meta(ADMIN_HASH_META).await? else {
         return Ok(None);
     };
-    let bytes = hex_decode(&hex).ok_or_else(|| {
+    let bytes = hex::decode(&hex).map_err(|_| {
         keyrelay_store::StoreError::Corrupt("the stored admin token hash is not hex".into())
     })?;
     Ok(TokenHash::from_slice(&bytes))
@@ -82,18 +82,4 @@ pub async fn authenticate_project(app: &App, bearer: &str) -> ServiceResult<Stri
         "invalid_api_key",
         format!("the secret key is not valid{hint}"),
     ))
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -114,13 +114,13 @@ fn check_client_credentials(
             ));
         }
     }
-    if let Some(id) = client_id {
-        if id.len() > 1024 || id.chars().any(char::is_control) {
-            return Err(ServiceError::invalid(
-                "invalid_request",
-                "client_id: must be at most 1024 characters without control characters",
-            ));
-        }
+    if let Some(id) = client_id
+        && (id.len() > 1024 || id.chars().any(char::is_control))
+    {
+        return Err(ServiceError::invalid(
+            "invalid_request",
+            "client_id: must be at most 1024 characters without control characters",
+        ));
     }
     Ok(())
 }

@@ -141,7 +141,7 @@ async fn serve_in_an_empty_directory_on_sqlite() {
     let data = dir.path().join("keyrelay-data");
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("master.key")), 0o600);
-    assert!(data.join("keyrelay.db").exists());
+    assert_eq!(mode(&data.join("keyrelay.db")), 0o600);
 }
 
 #[tokio::test]
@@ -465,4 +465,39 @@ fn project_and_provider_commands() {
         &["providers", "check", good.to_str().unwrap()],
     );
     assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn settings_come_from_flag_then_environment_then_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keyrelay.toml");
+    std::fs::write(&config, "data_dir = \"from-file\"\n").unwrap();
+    let config = config.to_str().unwrap();
+
+    let (ok, _, err) = run(dir.path(), &[], &["--config", config, "migrate"]);
+    assert!(ok, "{err}");
+    assert!(dir.path().join("from-file/keyrelay.db").exists());
+
+    let env = [("KEYRELAY_DATA_DIR", "from-env")];
+    let (ok, _, err) = run(dir.path(), &env, &["--config", config, "migrate"]);
+    assert!(ok, "{err}");
+    assert!(dir.path().join("from-env/keyrelay.db").exists());
+
+    let (ok, _, err) = run(
+        dir.path(),
+        &env,
+        &["--config", config, "--data-dir", "from-flag", "migrate"],
+    );
+    assert!(ok, "{err}");
+    assert!(dir.path().join("from-flag/keyrelay.db").exists());
+    assert!(!dir.path().join("keyrelay-data").exists());
+
+    // A typo in the file is an error, not a silently ignored setting.
+    std::fs::write(dir.path().join("typo.toml"), "data_dri = \"x\"\n").unwrap();
+    let (ok, _, err) = run(dir.path(), &[], &["--config", "typo.toml", "migrate"]);
+    assert!(!ok && err.contains("data_dri"), "{err}");
+    // Secrets are not accepted in the file.
+    std::fs::write(dir.path().join("secret.toml"), "admin_token = \"x\"\n").unwrap();
+    let (ok, _, err) = run(dir.path(), &[], &["--config", "secret.toml", "migrate"]);
+    assert!(!ok && err.contains("admin_token"), "{err}");
 }

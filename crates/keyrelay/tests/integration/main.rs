@@ -2,6 +2,9 @@
 //! databases (SQLite always; PostgreSQL when KEYRELAY_TEST_DATABASE_URL is set).
 //! One test binary, so the workspace links it once.
 
+// Tests may unwrap: a failed set-up should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod api;
 mod bad_input;
 mod cli;

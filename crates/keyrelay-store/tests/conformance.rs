@@ -1,0 +1,296 @@
+//! One conformance suite for every `Store` implementation: each case runs
+//! against SQLite and (when KEYRELAY_TEST_DATABASE_URL is set) PostgreSQL,
+//! each on a fresh database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use keyrelay_store::testing::TestDatabase;
+use keyrelay_store::{DataKeyRecord, Integration, Project, SecretKeyRecord, Store, StoreError};
+use serde_json::json;
+
+async fn sqlite() -> (Arc<dyn Store>, TestDatabase) {
+    let db = TestDatabase::sqlite().unwrap();
+    let store = keyrelay_store::open(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, db)
+}
+
+async fn postgres() -> Option<(Arc<dyn Store>, TestDatabase)> {
+    let db = TestDatabase::postgres().await.unwrap()?;
+    let store = keyrelay_store::open(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    Some((store, db))
+}
+
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test]
+                async fn sqlite() {
+                    let (store, _db) = super::sqlite().await;
+                    super::$case(store.as_ref()).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    let Some((store, _db)) = super::postgres().await else { return };
+                    super::$case(store.as_ref()).await;
+                }
+            }
+        )+
+    };
+}
+
+conformance!(
+    migrate_is_idempotent,
+    meta_first_writer_wins,
+    data_keys_rewrap_only_from_the_expected_kid,
+    projects_round_trip,
+    secret_keys_are_scoped_to_their_project,
+    integrations_round_trip_and_are_scoped,
+    timestamps_keep_their_instant,
+);
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_750_000_000 + seconds, 0).unwrap()
+}
+
+fn project(id: &str, name: &str) -> Project {
+    Project {
+        id: id.into(),
+        name: name.into(),
+        allowed_redirect_urls: vec!["https://a.example/cb".into()],
+        webhook_url: None,
+        webhook_secret: vec![1, 2, 3, 0, 255],
+        created_at: t(0),
+        updated_at: t(0),
+    }
+}
+
+fn integration(id: &str, project_id: &str, key: &str) -> Integration {
+    Integration {
+        id: id.into(),
+        project_id: project_id.into(),
+        key: key.into(),
+        provider_name: Some("github".into()),
+        provider: None,
+        client_id: Some("cid".into()),
+        client_secret: Some(vec![9, 8, 7]),
+        scopes: vec!["repo".into(), "read:user".into()],
+        created_at: t(1),
+        updated_at: t(1),
+    }
+}
+
+async fn migrate_is_idempotent(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn meta_first_writer_wins(store: &dyn Store) {
+    assert_eq!(store.get_meta("k").await.unwrap(), None);
+    assert!(store.set_meta_if_absent("k", "first").await.unwrap());
+    assert!(!store.set_meta_if_absent("k", "second").await.unwrap());
+    assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("first"));
+}
+
+async fn data_keys_rewrap_only_from_the_expected_kid(store: &dyn Store) {
+    for (i, id) in ["dk_b", "dk_a"].iter().enumerate() {
+        store
+            .insert_data_key(&DataKeyRecord {
+                id: (*id).into(),
+                master_kid: "mk_old".into(),
+                wrapped: vec![i as u8; 60],
+                created_at: t(i as i64),
+            })
+            .await
+            .unwrap();
+    }
+    let listed = store.list_data_keys().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        ["dk_b", "dk_a"],
+        "oldest first"
+    );
+    assert!(
+        store
+            .rewrap_data_key("dk_a", "mk_old", "mk_new", &[7; 60])
+            .await
+            .unwrap()
+    );
+    // A second rotation that read the old state loses.
+    assert!(
+        !store
+            .rewrap_data_key("dk_a", "mk_old", "mk_other", &[8; 60])
+            .await
+            .unwrap()
+    );
+    let got = store.get_data_key("dk_a").await.unwrap().unwrap();
+    assert_eq!(
+        (got.master_kid.as_str(), got.wrapped),
+        ("mk_new", vec![7; 60])
+    );
+    assert!(store.get_data_key("dk_missing").await.unwrap().is_none());
+    let dup = store.insert_data_key(&listed[0]).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+}
+
+async fn projects_round_trip(store: &dyn Store) {
+    let mut p = project("prj_1", "one");
+    store.insert_project(&p).await.unwrap();
+    assert_eq!(store.get_project("prj_1").await.unwrap().unwrap(), p);
+    p.allowed_redirect_urls
+        .push("http://localhost:3000/x".into());
+    p.webhook_url = Some("https://hooks.example/".into());
+    p.updated_at = t(50);
+    store.update_project(&p).await.unwrap();
+    assert_eq!(store.get_project("prj_1").await.unwrap().unwrap(), p);
+    let dup = store.insert_project(&project("prj_2", "one")).await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "names are unique: {dup:?}"
+    );
+    store
+        .insert_project(&project("prj_2", "two"))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(store.get_project("prj_missing").await.unwrap().is_none());
+}
+
+async fn secret_keys_are_scoped_to_their_project(store: &dyn Store) {
+    store.insert_project(&project("prj_a", "a")).await.unwrap();
+    store.insert_project(&project("prj_b", "b")).await.unwrap();
+    let key = SecretKeyRecord {
+        id: "sk_1".into(),
+        project_id: "prj_a".into(),
+        hash: vec![0xAB; 32],
+        created_at: t(2),
+    };
+    store.insert_secret_key(&key).await.unwrap();
+    assert_eq!(
+        store.find_secret_key(&[0xAB; 32]).await.unwrap().unwrap(),
+        key
+    );
+    assert!(store.find_secret_key(&[0xAC; 32]).await.unwrap().is_none());
+    assert_eq!(store.list_secret_keys("prj_a").await.unwrap().len(), 1);
+    assert!(store.list_secret_keys("prj_b").await.unwrap().is_empty());
+    assert!(
+        !store.delete_secret_key("prj_b", "sk_1").await.unwrap(),
+        "not B's key"
+    );
+    assert!(store.find_secret_key(&[0xAB; 32]).await.unwrap().is_some());
+    assert!(store.delete_secret_key("prj_a", "sk_1").await.unwrap());
+    assert!(store.find_secret_key(&[0xAB; 32]).await.unwrap().is_none());
+    let orphan = SecretKeyRecord {
+        project_id: "prj_none".into(),
+        ..key
+    };
+    assert!(
+        store.insert_secret_key(&orphan).await.is_err(),
+        "foreign key enforced"
+    );
+}
+
+async fn integrations_round_trip_and_are_scoped(store: &dyn Store) {
+    store.insert_project(&project("prj_a", "a")).await.unwrap();
+    store.insert_project(&project("prj_b", "b")).await.unwrap();
+    let mut gh = integration("int_1", "prj_a", "github");
+    store.insert_integration(&gh).await.unwrap();
+    assert_eq!(
+        store
+            .get_integration("prj_a", "github")
+            .await
+            .unwrap()
+            .unwrap(),
+        gh
+    );
+    assert!(
+        store
+            .get_integration("prj_b", "github")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let dup = store
+        .insert_integration(&integration("int_2", "prj_a", "github"))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    store
+        .insert_integration(&integration("int_3", "prj_b", "github"))
+        .await
+        .unwrap();
+
+    gh.provider_name = None;
+    gh.provider = Some(json!({"auth_mode": "api_key", "api_base_url": "https://x.example"}));
+    gh.client_secret = None;
+    gh.scopes = vec![];
+    gh.updated_at = t(99);
+    store.update_integration(&gh).await.unwrap();
+    assert_eq!(
+        store
+            .get_integration("prj_a", "github")
+            .await
+            .unwrap()
+            .unwrap(),
+        gh
+    );
+
+    // Updating through another project's id changes nothing.
+    let mut foreign = gh.clone();
+    foreign.project_id = "prj_b".into();
+    foreign.client_id = Some("hijacked".into());
+    store.update_integration(&foreign).await.unwrap();
+    assert_eq!(
+        store
+            .get_integration("prj_a", "github")
+            .await
+            .unwrap()
+            .unwrap()
+            .client_id
+            .as_deref(),
+        Some("cid")
+    );
+
+    store
+        .insert_integration(&integration("int_4", "prj_a", "another"))
+        .await
+        .unwrap();
+    let keys: Vec<String> = store
+        .list_integrations("prj_a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(keys, ["another", "github"]);
+    assert_eq!(store.list_all_integrations().await.unwrap().len(), 3);
+    assert!(!store.delete_integration("prj_b", "another").await.unwrap());
+    assert!(store.delete_integration("prj_a", "another").await.unwrap());
+    assert!(
+        store
+            .get_integration("prj_a", "another")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn timestamps_keep_their_instant(store: &dyn Store) {
+    let mut p = project("prj_t", "t");
+    p.created_at = t(0) + Duration::milliseconds(123);
+    store.insert_project(&p).await.unwrap();
+    let got = store.get_project("prj_t").await.unwrap().unwrap();
+    assert_eq!(got.created_at, p.created_at);
+}
