@@ -34,14 +34,50 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// A database URL with its password replaced, fit for messages and logs.
+/// A database URL with its password (in the user info or a `password=`
+/// query parameter) replaced, fit for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<unparseable URL>".to_string();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        for url in [
+            "postgres://kr:pa55word@db.example:5432/keyrelay",
+            "postgres://kr@db.example/keyrelay?sslmode=require&password=pa55word",
+        ] {
+            let redacted = redact_url(url);
+            assert!(!redacted.contains("pa55word"), "{redacted}");
+            assert!(redacted.contains("db.example"), "{redacted}");
         }
-        Ok(_) => url.to_string(),
-        Err(_) => "<unparseable URL>".to_string(),
+        assert_eq!(
+            redact_url("sqlite:data/keyrelay.db"),
+            "sqlite:data/keyrelay.db"
+        );
+        assert_eq!(redact_url("not a url"), "<unparseable URL>");
     }
 }

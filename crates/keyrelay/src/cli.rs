@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::commands;
 use crate::settings::{GlobalArgs, LogFormat, Settings};
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "keyrelay",
     version,

@@ -11,7 +11,7 @@ use keyrelay_vault::{AdminToken, MasterKey};
 use serde::Deserialize;
 
 /// Options every command takes (each also read from its environment variable).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct GlobalArgs {
     /// TOML config file (keys as in the table of the README, e.g. `listen = "…"`).
     #[arg(long, global = true, env = "KEYRELAY_CONFIG")]
@@ -79,8 +79,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every setting, resolved.
-#[derive(Debug, Clone)]
+/// Every setting, resolved. Its Debug output hides the database password.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub public_url: String,
@@ -92,6 +92,26 @@ pub struct Settings {
     pub providers_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &keyrelay_store::redact_url(&self.database_url),
+            )
+            .field("master_keys", &self.master_keys)
+            .field("admin_token", &self.admin_token)
+            .field("allow_local_providers", &self.allow_local_providers)
+            .field("providers_file", &self.providers_file)
+            .field("log_format", &self.log_format)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8844";

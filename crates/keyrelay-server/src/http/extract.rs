@@ -42,7 +42,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "invalid_request",
             format!(
                 "the body does not fit this endpoint: {}",
-                strip_prefix(&e.body_text())
+                scrub_values(strip_prefix(&e.body_text()))
             ),
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
@@ -62,6 +62,59 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 fn strip_prefix(text: &str) -> &str {
     text.strip_prefix("Failed to deserialize the JSON body into the target type: ")
         .unwrap_or(text)
+}
+
+/// serde quotes the offending value ("invalid type: string \"abc\", expected
+/// …"). The value may be a secret sent in the wrong place, so keep only its
+/// kind: "invalid type: string, expected …".
+fn scrub_values(message: &str) -> String {
+    let mut out = message.to_string();
+    for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
+        let Some(start) = out.find(marker).map(|i| i + marker.len()) else {
+            continue;
+        };
+        let Some(len) = out[start..].find(", expected") else {
+            continue;
+        };
+        let value = &out[start..start + len];
+        let kind = value
+            .split(['`', '"'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        out.replace_range(start..start + len, &kind);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_values;
+
+    #[test]
+    fn values_are_scrubbed_from_serde_messages() {
+        for (input, expected) in [
+            (
+                r#"client_secret: invalid type: integer `12345`, expected a string at line 1 column 9"#,
+                "client_secret: invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                r#"scopes: invalid type: string "hunter2", expected a sequence at line 1 column 30"#,
+                "scopes: invalid type: string, expected a sequence at line 1 column 30",
+            ),
+            (
+                "x: invalid type: floating point `1.5`, expected a string",
+                "x: invalid type: floating point, expected a string",
+            ),
+            (
+                "missing field `name` at line 1 column 2",
+                "missing field `name` at line 1 column 2",
+            ),
+        ] {
+            assert_eq!(scrub_values(input), expected);
+        }
+    }
 }
 
 /// A path parameter with keyrelay's error shape.
