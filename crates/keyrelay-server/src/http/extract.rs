@@ -88,35 +88,6 @@ fn scrub_values(message: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::scrub_values;
-
-    #[test]
-    fn values_are_scrubbed_from_serde_messages() {
-        for (input, expected) in [
-            (
-                r#"client_secret: invalid type: integer `12345`, expected a string at line 1 column 9"#,
-                "client_secret: invalid type: integer, expected a string at line 1 column 9",
-            ),
-            (
-                r#"scopes: invalid type: string "hunter2", expected a sequence at line 1 column 30"#,
-                "scopes: invalid type: string, expected a sequence at line 1 column 30",
-            ),
-            (
-                "x: invalid type: floating point `1.5`, expected a string",
-                "x: invalid type: floating point, expected a string",
-            ),
-            (
-                "missing field `name` at line 1 column 2",
-                "missing field `name` at line 1 column 2",
-            ),
-        ] {
-            assert_eq!(scrub_values(input), expected);
-        }
-    }
-}
-
 /// A path parameter with keyrelay's error shape.
 pub struct ApiPath<T>(pub T);
 
@@ -190,5 +161,34 @@ impl FromRequestParts<Arc<App>> for ProjectAuth {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
         let project_id = auth::authenticate_project(app, bearer(parts)?).await?;
         Ok(ProjectAuth { project_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_values;
+
+    #[test]
+    fn values_are_scrubbed_from_serde_messages() {
+        for (input, expected) in [
+            (
+                r#"client_secret: invalid type: integer `12345`, expected a string at line 1 column 9"#,
+                "client_secret: invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                r#"scopes: invalid type: string "hunter2", expected a sequence at line 1 column 30"#,
+                "scopes: invalid type: string, expected a sequence at line 1 column 30",
+            ),
+            (
+                "x: invalid type: floating point `1.5`, expected a string",
+                "x: invalid type: floating point, expected a string",
+            ),
+            (
+                "missing field `name` at line 1 column 2",
+                "missing field `name` at line 1 column 2",
+            ),
+        ] {
+            assert_eq!(scrub_values(input), expected);
+        }
     }
 }
