@@ -14,7 +14,10 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use error::{StoreError, StoreResult};
-pub use model::{DataKeyRecord, Integration, Project, SecretKeyRecord};
+pub use model::{
+    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Integration, OAuthFlow, Project,
+    SecretKeyRecord,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{Backend, Store};

@@ -52,3 +52,80 @@ pub struct Integration {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A connect session: the link an app hands its end user. Only the SHA-256
+/// of the session token is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectSession {
+    pub token_hash: Vec<u8>,
+    pub id: String,
+    pub project_id: String,
+    pub integration_id: String,
+    pub integration_key: String,
+    pub user_id: String,
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub connection_config: serde_json::Map<String, serde_json::Value>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// One authorization in flight: what the callback needs to finish it.
+/// `state` and the browser binding are stored as hashes; the PKCE verifier
+/// as a vault ciphertext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthFlow {
+    pub state_hash: Vec<u8>,
+    pub session_id: String,
+    pub binding_hash: Vec<u8>,
+    pub project_id: String,
+    pub integration_id: String,
+    pub integration_key: String,
+    pub user_id: String,
+    pub redirect_url: String,
+    /// The exact redirect_uri sent in the authorization request.
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub connection_config: serde_json::Map<String, serde_json::Value>,
+    pub pkce_verifier: Option<Vec<u8>>,
+    pub expected_issuer: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One end user's grant at one integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub id: String,
+    pub project_id: String,
+    pub integration_id: String,
+    pub integration_key: String,
+    pub user_id: String,
+    pub auth_mode: String,
+    pub status: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Vault ciphertext of the credential set (JSON).
+    pub credentials: Vec<u8>,
+    pub connection_config: serde_json::Map<String, serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub refresh_count: i64,
+    pub last_error: Option<serde_json::Value>,
+    /// Bumped on every credential write; writers check it so that a slow
+    /// writer never overwrites newer credentials.
+    pub version: i64,
+}
+
+/// Filters and page position for listing connections, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    pub integration_key: Option<String>,
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    /// Continue after this (created_at, id).
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}

@@ -111,3 +111,132 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 pub(crate) fn collect<R, T>(rows: Vec<R>, f: impl Fn(R) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     rows.into_iter().map(f).collect()
 }
+
+fn map_of(text: &str) -> StoreResult<serde_json::Map<String, serde_json::Value>> {
+    Ok(serde_json::from_str(text)?)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectSessionRow {
+    token_hash: Vec<u8>,
+    id: String,
+    project_id: String,
+    integration_id: String,
+    integration_key: String,
+    user_id: String,
+    redirect_url: String,
+    scopes: String,
+    connection_config: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+}
+
+impl ConnectSessionRow {
+    pub(crate) fn into_record(self) -> StoreResult<crate::model::ConnectSession> {
+        Ok(crate::model::ConnectSession {
+            token_hash: self.token_hash,
+            id: self.id,
+            project_id: self.project_id,
+            integration_id: self.integration_id,
+            integration_key: self.integration_key,
+            user_id: self.user_id,
+            redirect_url: self.redirect_url,
+            scopes: serde_json::from_str(&self.scopes)?,
+            connection_config: map_of(&self.connection_config)?,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            used_at: self.used_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OAuthFlowRow {
+    state_hash: Vec<u8>,
+    session_id: String,
+    binding_hash: Vec<u8>,
+    project_id: String,
+    integration_id: String,
+    integration_key: String,
+    user_id: String,
+    redirect_url: String,
+    redirect_uri: String,
+    scopes: String,
+    connection_config: String,
+    pkce_verifier: Option<Vec<u8>>,
+    expected_issuer: Option<String>,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+}
+
+impl OAuthFlowRow {
+    pub(crate) fn into_record(self) -> StoreResult<crate::model::OAuthFlow> {
+        Ok(crate::model::OAuthFlow {
+            state_hash: self.state_hash,
+            session_id: self.session_id,
+            binding_hash: self.binding_hash,
+            project_id: self.project_id,
+            integration_id: self.integration_id,
+            integration_key: self.integration_key,
+            user_id: self.user_id,
+            redirect_url: self.redirect_url,
+            redirect_uri: self.redirect_uri,
+            scopes: serde_json::from_str(&self.scopes)?,
+            connection_config: map_of(&self.connection_config)?,
+            pkce_verifier: self.pkce_verifier,
+            expected_issuer: self.expected_issuer,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectionRow {
+    id: String,
+    project_id: String,
+    integration_id: String,
+    integration_key: String,
+    user_id: String,
+    auth_mode: String,
+    status: String,
+    scopes: String,
+    expires_at: Option<DateTime<Utc>>,
+    credentials: Vec<u8>,
+    connection_config: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_refresh_at: Option<DateTime<Utc>>,
+    refresh_count: i64,
+    last_error: Option<String>,
+    version: i64,
+}
+
+impl ConnectionRow {
+    pub(crate) fn into_record(self) -> StoreResult<crate::model::Connection> {
+        Ok(crate::model::Connection {
+            id: self.id,
+            project_id: self.project_id,
+            integration_id: self.integration_id,
+            integration_key: self.integration_key,
+            user_id: self.user_id,
+            auth_mode: self.auth_mode,
+            status: self.status,
+            scopes: serde_json::from_str(&self.scopes)?,
+            expires_at: self.expires_at,
+            credentials: self.credentials,
+            connection_config: map_of(&self.connection_config)?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_refresh_at: self.last_refresh_at,
+            refresh_count: self.refresh_count,
+            last_error: self
+                .last_error
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
+            version: self.version,
+        })
+    }
+}

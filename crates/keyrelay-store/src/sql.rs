@@ -315,6 +315,240 @@ macro_rules! impl_store_queries {
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
+
+            async fn insert_connect_session(
+                &self,
+                s: &$crate::model::ConnectSession,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO connect_sessions (token_hash, id, project_id, integration_id, integration_key, \
+                     user_id, redirect_url, scopes, connection_config, expires_at, created_at, used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&s.token_hash)
+                .bind(&s.id)
+                .bind(&s.project_id)
+                .bind(&s.integration_id)
+                .bind(&s.integration_key)
+                .bind(&s.user_id)
+                .bind(&s.redirect_url)
+                .bind($crate::rows::json(&s.scopes)?)
+                .bind($crate::rows::json(&s.connection_config)?)
+                .bind(s.expires_at)
+                .bind(s.created_at)
+                .bind(s.used_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_connect_session(
+                &self,
+                token_hash: &[u8],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::error::StoreResult<Option<$crate::model::ConnectSession>> {
+                let row: Option<$crate::rows::ConnectSessionRow> = sqlx::query_as(
+                    "UPDATE connect_sessions SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL RETURNING *",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| r.into_record()).transpose()
+            }
+
+            async fn insert_oauth_flow(
+                &self,
+                f: &$crate::model::OAuthFlow,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO oauth_states (state_hash, session_id, binding_hash, project_id, integration_id, \
+                     integration_key, user_id, redirect_url, redirect_uri, scopes, connection_config, \
+                     pkce_verifier, expected_issuer, expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(&f.state_hash)
+                .bind(&f.session_id)
+                .bind(&f.binding_hash)
+                .bind(&f.project_id)
+                .bind(&f.integration_id)
+                .bind(&f.integration_key)
+                .bind(&f.user_id)
+                .bind(&f.redirect_url)
+                .bind(&f.redirect_uri)
+                .bind($crate::rows::json(&f.scopes)?)
+                .bind($crate::rows::json(&f.connection_config)?)
+                .bind(&f.pkce_verifier)
+                .bind(&f.expected_issuer)
+                .bind(f.expires_at)
+                .bind(f.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_oauth_flow(
+                &self,
+                state_hash: &[u8],
+            ) -> $crate::error::StoreResult<Option<$crate::model::OAuthFlow>> {
+                let row: Option<$crate::rows::OAuthFlowRow> =
+                    sqlx::query_as("SELECT * FROM oauth_states WHERE state_hash = $1")
+                        .bind(state_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(|r| r.into_record()).transpose()
+            }
+
+            async fn take_oauth_flow(
+                &self,
+                state_hash: &[u8],
+            ) -> $crate::error::StoreResult<Option<$crate::model::OAuthFlow>> {
+                let row: Option<$crate::rows::OAuthFlowRow> =
+                    sqlx::query_as("DELETE FROM oauth_states WHERE state_hash = $1 RETURNING *")
+                        .bind(state_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(|r| r.into_record()).transpose()
+            }
+
+            async fn delete_expired_flows(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::error::StoreResult<u64> {
+                let states = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                let sessions = sqlx::query("DELETE FROM connect_sessions WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(states.rows_affected() + sessions.rows_affected())
+            }
+
+            async fn insert_connection(
+                &self,
+                c: &$crate::model::Connection,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO connections (id, project_id, integration_id, integration_key, user_id, auth_mode, \
+                     status, scopes, expires_at, credentials, connection_config, created_at, updated_at, \
+                     last_refresh_at, refresh_count, last_error, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                )
+                .bind(&c.id)
+                .bind(&c.project_id)
+                .bind(&c.integration_id)
+                .bind(&c.integration_key)
+                .bind(&c.user_id)
+                .bind(&c.auth_mode)
+                .bind(&c.status)
+                .bind($crate::rows::json(&c.scopes)?)
+                .bind(c.expires_at)
+                .bind(&c.credentials)
+                .bind($crate::rows::json(&c.connection_config)?)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .bind(c.last_refresh_at)
+                .bind(c.refresh_count)
+                .bind(c.last_error.as_ref().map($crate::rows::json).transpose()?)
+                .bind(c.version)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_connection(
+                &self,
+                project_id: &str,
+                integration_key: &str,
+                user_id: &str,
+            ) -> $crate::error::StoreResult<Option<$crate::model::Connection>> {
+                let row: Option<$crate::rows::ConnectionRow> = sqlx::query_as(
+                    "SELECT * FROM connections WHERE project_id = $1 AND integration_key = $2 AND user_id = $3",
+                )
+                .bind(project_id)
+                .bind(integration_key)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| r.into_record()).transpose()
+            }
+
+            async fn update_connection(
+                &self,
+                c: &$crate::model::Connection,
+                expected_version: i64,
+            ) -> $crate::error::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE connections SET status = $1, scopes = $2, expires_at = $3, credentials = $4, \
+                     connection_config = $5, updated_at = $6, last_refresh_at = $7, refresh_count = $8, \
+                     last_error = $9, version = version + 1 WHERE id = $10 AND version = $11",
+                )
+                .bind(&c.status)
+                .bind($crate::rows::json(&c.scopes)?)
+                .bind(c.expires_at)
+                .bind(&c.credentials)
+                .bind($crate::rows::json(&c.connection_config)?)
+                .bind(c.updated_at)
+                .bind(c.last_refresh_at)
+                .bind(c.refresh_count)
+                .bind(c.last_error.as_ref().map($crate::rows::json).transpose()?)
+                .bind(&c.id)
+                .bind(expected_version)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_connections(
+                &self,
+                project_id: &str,
+                f: &$crate::model::ConnectionFilter,
+            ) -> $crate::error::StoreResult<Vec<$crate::model::Connection>> {
+                let (after_at, after_id) = match &f.after {
+                    Some((at, id)) => (Some(*at), Some(id.clone())),
+                    None => (None, None),
+                };
+                let rows: Vec<$crate::rows::ConnectionRow> = sqlx::query_as(
+                    "SELECT * FROM connections WHERE project_id = $1 \
+                     AND ($2 IS NULL OR integration_key = $2) \
+                     AND ($3 IS NULL OR user_id = $3) \
+                     AND ($4 IS NULL OR status = $4) \
+                     AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $7",
+                )
+                .bind(project_id)
+                .bind(&f.integration_key)
+                .bind(&f.user_id)
+                .bind(&f.status)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(f.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                $crate::rows::collect(rows, |r| r.into_record())
+            }
+
+            async fn count_connections(
+                &self,
+                integration_id: &str,
+            ) -> $crate::error::StoreResult<i64> {
+                let row: (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM connections WHERE integration_id = $1")
+                        .bind(integration_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(row.0)
+            }
+
+            async fn delete_connection(&self, id: &str) -> $crate::error::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM connections WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
         }
     };
 }

@@ -4,7 +4,12 @@
 use async_trait::async_trait;
 
 use crate::error::StoreResult;
-use crate::model::{DataKeyRecord, Integration, Project, SecretKeyRecord};
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Integration, OAuthFlow, Project,
+    SecretKeyRecord,
+};
 
 /// Which database a store runs on (for messages and metrics, not for logic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,4 +79,43 @@ pub trait Store: Send + Sync + 'static {
     async fn update_integration(&self, integration: &Integration) -> StoreResult<()>;
     /// True when it existed.
     async fn delete_integration(&self, project_id: &str, key: &str) -> StoreResult<bool>;
+
+    async fn insert_connect_session(&self, session: &ConnectSession) -> StoreResult<()>;
+    /// Marks an unused session used and returns it; `None` when it does not
+    /// exist or was used already. Expiry is the caller's to check.
+    async fn take_connect_session(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+
+    async fn insert_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()>;
+    async fn get_oauth_flow(&self, state_hash: &[u8]) -> StoreResult<Option<OAuthFlow>>;
+    /// Deletes and returns the flow: a state can be used once, even by
+    /// concurrent callbacks.
+    async fn take_oauth_flow(&self, state_hash: &[u8]) -> StoreResult<Option<OAuthFlow>>;
+    /// Removes sessions and flows that expired before `before`.
+    async fn delete_expired_flows(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    async fn insert_connection(&self, connection: &Connection) -> StoreResult<()>;
+    async fn get_connection(
+        &self,
+        project_id: &str,
+        integration_key: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<Connection>>;
+    /// Writes every mutable field if the stored version is `expected_version`,
+    /// and bumps the version; false when someone else wrote first.
+    async fn update_connection(
+        &self,
+        connection: &Connection,
+        expected_version: i64,
+    ) -> StoreResult<bool>;
+    async fn list_connections(
+        &self,
+        project_id: &str,
+        filter: &ConnectionFilter,
+    ) -> StoreResult<Vec<Connection>>;
+    async fn count_connections(&self, integration_id: &str) -> StoreResult<i64>;
+    async fn delete_connection(&self, id: &str) -> StoreResult<bool>;
 }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyrelay_store::testing::TestDatabase;
-use keyrelay_store::{DataKeyRecord, Integration, Project, SecretKeyRecord, Store, StoreError};
+use keyrelay_store::{
+    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Integration, OAuthFlow, Project,
+    SecretKeyRecord, Store, StoreError,
+};
 use serde_json::json;
 
 async fn sqlite() -> (Arc<dyn Store>, TestDatabase) {
@@ -51,6 +54,10 @@ conformance!(
     secret_keys_are_scoped_to_their_project,
     integrations_round_trip_and_are_scoped,
     timestamps_keep_their_instant,
+    connect_sessions_are_single_use,
+    oauth_flows_are_taken_once,
+    connections_round_trip_with_version_checks,
+    connections_list_filters_and_pages,
 );
 
 fn t(seconds: i64) -> DateTime<Utc> {
@@ -293,4 +300,248 @@ async fn timestamps_keep_their_instant(store: &dyn Store) {
     store.insert_project(&p).await.unwrap();
     let got = store.get_project("prj_t").await.unwrap().unwrap();
     assert_eq!(got.created_at, p.created_at);
+}
+
+async fn setup_integration(store: &dyn Store) {
+    store.insert_project(&project("prj_a", "a")).await.unwrap();
+    store
+        .insert_integration(&integration("int_a", "prj_a", "github"))
+        .await
+        .unwrap();
+}
+
+async fn connect_sessions_are_single_use(store: &dyn Store) {
+    setup_integration(store).await;
+    let session = ConnectSession {
+        token_hash: vec![1; 32],
+        id: "cs_1".into(),
+        project_id: "prj_a".into(),
+        integration_id: "int_a".into(),
+        integration_key: "github".into(),
+        user_id: "u1".into(),
+        redirect_url: "https://a.example/cb".into(),
+        scopes: vec!["repo".into()],
+        connection_config: serde_json::Map::from_iter([("org".to_string(), json!("acme"))]),
+        expires_at: t(600),
+        created_at: t(0),
+        used_at: None,
+    };
+    store.insert_connect_session(&session).await.unwrap();
+    let taken = store
+        .take_connect_session(&[1; 32], t(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.used_at, Some(t(5)));
+    assert_eq!(taken.connection_config["org"], "acme");
+    assert!(
+        store
+            .take_connect_session(&[1; 32], t(6))
+            .await
+            .unwrap()
+            .is_none(),
+        "single use"
+    );
+    assert!(
+        store
+            .take_connect_session(&[2; 32], t(6))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.delete_expired_flows(t(601)).await.unwrap(), 1);
+}
+
+fn flow(hash: u8) -> OAuthFlow {
+    OAuthFlow {
+        state_hash: vec![hash; 32],
+        session_id: "cs_1".into(),
+        binding_hash: vec![7; 32],
+        project_id: "prj_a".into(),
+        integration_id: "int_a".into(),
+        integration_key: "github".into(),
+        user_id: "u1".into(),
+        redirect_url: "https://a.example/cb".into(),
+        redirect_uri: "http://127.0.0.1:8844/oauth/callback".into(),
+        scopes: vec![],
+        connection_config: serde_json::Map::new(),
+        pkce_verifier: Some(vec![3; 40]),
+        expected_issuer: Some("https://issuer.example".into()),
+        expires_at: t(600),
+        created_at: t(0),
+    }
+}
+
+async fn oauth_flows_are_taken_once(store: &dyn Store) {
+    setup_integration(store).await;
+    store.insert_oauth_flow(&flow(1)).await.unwrap();
+    store.insert_oauth_flow(&flow(2)).await.unwrap();
+    assert_eq!(
+        store.get_oauth_flow(&[1; 32]).await.unwrap().unwrap(),
+        flow(1)
+    );
+    assert_eq!(
+        store.take_oauth_flow(&[1; 32]).await.unwrap().unwrap(),
+        flow(1)
+    );
+    assert!(
+        store.take_oauth_flow(&[1; 32]).await.unwrap().is_none(),
+        "a state works once"
+    );
+    assert!(store.get_oauth_flow(&[1; 32]).await.unwrap().is_none());
+    assert_eq!(store.delete_expired_flows(t(599)).await.unwrap(), 0);
+    assert_eq!(store.delete_expired_flows(t(601)).await.unwrap(), 1);
+}
+
+fn connection(id: &str, user: &str, at: i64) -> Connection {
+    Connection {
+        id: id.into(),
+        project_id: "prj_a".into(),
+        integration_id: "int_a".into(),
+        integration_key: "github".into(),
+        user_id: user.into(),
+        auth_mode: "oauth2".into(),
+        status: "active".into(),
+        scopes: vec!["repo".into()],
+        expires_at: Some(t(at + 3600)),
+        credentials: vec![0xC0; 48],
+        connection_config: serde_json::Map::new(),
+        created_at: t(at),
+        updated_at: t(at),
+        last_refresh_at: None,
+        refresh_count: 0,
+        last_error: None,
+        version: 1,
+    }
+}
+
+async fn connections_round_trip_with_version_checks(store: &dyn Store) {
+    setup_integration(store).await;
+    let mut c = connection("con_1", "user@example.com", 0);
+    store.insert_connection(&c).await.unwrap();
+    assert_eq!(
+        store
+            .get_connection("prj_a", "github", "user@example.com")
+            .await
+            .unwrap()
+            .unwrap(),
+        c
+    );
+    assert!(
+        store
+            .get_connection("prj_b", "github", "user@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dup = store
+        .insert_connection(&connection("con_2", "user@example.com", 1))
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "one connection per (integration, user)"
+    );
+
+    c.credentials = vec![0xC1; 48];
+    c.refresh_count = 1;
+    c.last_refresh_at = Some(t(10));
+    c.last_error = Some(json!({"code": "x", "message": "y", "at": "z"}));
+    c.status = "reauthorization_required".into();
+    assert!(store.update_connection(&c, 1).await.unwrap());
+    assert!(
+        !store.update_connection(&c, 1).await.unwrap(),
+        "a stale writer loses"
+    );
+    let got = store
+        .get_connection("prj_a", "github", "user@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.version, 2);
+    assert_eq!(got.credentials, vec![0xC1; 48]);
+    assert_eq!(got.last_error, c.last_error);
+    assert_eq!(got.status, "reauthorization_required");
+
+    assert_eq!(store.count_connections("int_a").await.unwrap(), 1);
+    assert!(
+        store.delete_integration("prj_a", "github").await.is_err(),
+        "connections pin their integration"
+    );
+    assert!(store.delete_connection("con_1").await.unwrap());
+    assert!(!store.delete_connection("con_1").await.unwrap());
+    assert_eq!(store.count_connections("int_a").await.unwrap(), 0);
+}
+
+async fn connections_list_filters_and_pages(store: &dyn Store) {
+    setup_integration(store).await;
+    for i in 0..7 {
+        let mut c = connection(&format!("con_{i}"), &format!("u{i}"), i);
+        if i % 2 == 0 {
+            c.status = "reauthorization_required".into();
+        }
+        store.insert_connection(&c).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut filter = ConnectionFilter {
+        limit: 3,
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_connections("prj_a", &filter).await.unwrap();
+        seen.extend(page.iter().map(|c| c.user_id.clone()));
+        if page.len() < 3 {
+            break;
+        }
+        let last = page.last().unwrap();
+        filter.after = Some((last.created_at, last.id.clone()));
+    }
+    assert_eq!(
+        seen,
+        ["u6", "u5", "u4", "u3", "u2", "u1", "u0"],
+        "newest first, no gaps"
+    );
+    let only = |f: ConnectionFilter| async move {
+        store
+            .list_connections("prj_a", &ConnectionFilter { limit: 100, ..f })
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        only(ConnectionFilter {
+            status: Some("active".into()),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        only(ConnectionFilter {
+            user_id: Some("u3".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        only(ConnectionFilter {
+            integration_key: Some("other".into()),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert!(
+        store
+            .list_connections(
+                "prj_b",
+                &ConnectionFilter {
+                    limit: 100,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

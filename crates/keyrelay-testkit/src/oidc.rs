@@ -1,0 +1,404 @@
+//! A real, independently written OAuth 2.0 / OpenID Connect authorization
+//! server for tests: panva's certified `oidc-provider` (npm), run by Node on
+//! 127.0.0.1 with a free port (see `oidc/server.mjs`).
+//!
+//! There is no browser: the provider's login/consent interaction completes
+//! automatically as the configured account and grants everything asked for,
+//! so a plain HTTP client that follows redirects (keeping cookies) goes
+//! `GET /auth?…` → `/interaction/UID` → `/auth/UID` → `redirect_uri?code=…&state=…&iss=…`.
+//!
+//! Endpoints (also in discovery, `/.well-known/openid-configuration`):
+//! `/auth`, `/token`, `/me` (userinfo), `/token/introspection`,
+//! `/token/revocation`, `/jwks`.
+//!
+//! Needs `node` (and `npm` the first time): without `node` on `PATH`,
+//! [`OidcServer::start`] announces the skip and returns `None`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+
+/// How long the server may take to print `READY <port>`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for another process's `npm ci` before giving up.
+const INSTALL_WAIT: Duration = Duration::from_secs(10 * 60);
+/// An install lock older than this is left over from a killed process.
+const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
+/// Written into `node_modules` once `npm ci` has succeeded.
+const STAMP: &str = ".keyrelay-npm-ci-stamp";
+const LOCK: &str = ".npm-install.lock";
+
+/// A client registered with the provider.
+#[derive(Debug, Clone)]
+pub struct OidcClient {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `"client_secret_basic"` or `"client_secret_post"`: the only method the
+    /// token, introspection and revocation endpoints accept from this client.
+    pub auth_method: &'static str,
+    pub redirect_uris: Vec<String>,
+    /// `["authorization_code", "refresh_token"]` and/or `["client_credentials"]`.
+    pub grant_types: Vec<&'static str>,
+    /// The scopes this client may ask for (space separated). Every scope of
+    /// every client is made known to the provider.
+    pub scope: String,
+}
+
+impl OidcClient {
+    /// An authorization-code (+ refresh token) client using
+    /// `client_secret_basic`, allowed `openid email profile offline_access`.
+    pub fn web(client_id: &str, client_secret: &str, redirect_uri: &str) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            auth_method: "client_secret_basic",
+            redirect_uris: vec![redirect_uri.into()],
+            grant_types: vec!["authorization_code", "refresh_token"],
+            scope: "openid email profile offline_access".into(),
+        }
+    }
+
+    /// A `client_credentials` client using `client_secret_basic`.
+    pub fn service(client_id: &str, client_secret: &str, scope: &str) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            auth_method: "client_secret_basic",
+            redirect_uris: Vec::new(),
+            grant_types: vec!["client_credentials"],
+            scope: scope.into(),
+        }
+    }
+
+    /// The same client with another token endpoint auth method.
+    pub fn with_auth_method(mut self, auth_method: &'static str) -> Self {
+        self.auth_method = auth_method;
+        self
+    }
+}
+
+/// How the provider is configured.
+#[derive(Debug, Clone)]
+pub struct OidcOptions {
+    pub clients: Vec<OidcClient>,
+    /// Access token lifetime in seconds (also for `client_credentials` tokens).
+    pub access_token_ttl: u64,
+    /// Every refresh returns a new refresh token and consumes the old one;
+    /// presenting a consumed one fails with `invalid_grant` and revokes the
+    /// whole grant (all its access and refresh tokens).
+    pub rotate_refresh_tokens: bool,
+    /// Authorization requests without an S256 `code_challenge` are refused.
+    pub pkce_required: bool,
+    /// The subject everyone is logged in as. Claims: `email`
+    /// `<account>@example.test` (verified), `name` "Test User".
+    pub account: String,
+}
+
+impl Default for OidcOptions {
+    fn default() -> Self {
+        Self {
+            clients: Vec::new(),
+            access_token_ttl: 3600,
+            rotate_refresh_tokens: true,
+            pkce_required: true,
+            account: "test-user".into(),
+        }
+    }
+}
+
+/// A running provider; the Node process is killed on drop (and exits by
+/// itself if this process dies, when its stdin closes).
+pub struct OidcServer {
+    /// `http://127.0.0.1:PORT`, exactly as the provider spells its issuer.
+    pub issuer: String,
+    pub port: u16,
+    child: Child,
+    _stdin: ChildStdin,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl std::fmt::Debug for OidcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcServer")
+            .field("issuer", &self.issuer)
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcServer {
+    /// Starts a provider, or returns `None` (announcing the skip on stderr)
+    /// when `node` is not installed. Runs `npm ci` in the `oidc` folder first
+    /// when its `node_modules` is missing or older than `package-lock.json`
+    /// (once per machine, guarded against concurrent test processes).
+    /// Panics, with the server's stderr, when it does not come up.
+    pub async fn start(options: OidcOptions) -> Option<OidcServer> {
+        match tokio::task::spawn_blocking(move || start_blocking(&options)).await {
+            Ok(server) => server,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("OIDC provider start-up task failed: {e}"),
+        }
+    }
+
+    /// An absolute URL on the provider: `url("/token")`.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            format!("{}{path}", self.issuer)
+        } else {
+            format!("{}/{path}", self.issuer)
+        }
+    }
+
+    /// Everything the server wrote to stderr so far (its error log).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for OidcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn oidc_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc")
+}
+
+fn node_installed() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn start_blocking(options: &OidcOptions) -> Option<OidcServer> {
+    if !node_installed() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED (OIDC provider): node is not installed"
+        );
+        return None;
+    }
+    let dir = oidc_dir();
+    ensure_installed(&dir);
+    Some(spawn(&dir, options))
+}
+
+fn config_json(options: &OidcOptions) -> String {
+    let clients: Vec<_> = options
+        .clients
+        .iter()
+        .map(|c| {
+            json!({
+                "client_id": c.client_id,
+                "client_secret": c.client_secret,
+                "redirect_uris": c.redirect_uris,
+                "token_endpoint_auth_method": c.auth_method,
+                "grant_types": c.grant_types,
+                "scope": c.scope,
+            })
+        })
+        .collect();
+    json!({
+        "clients": clients,
+        "access_token_ttl": options.access_token_ttl,
+        "rotate_refresh_tokens": options.rotate_refresh_tokens,
+        "pkce_required": options.pkce_required,
+        "account": options.account,
+    })
+    .to_string()
+}
+
+fn spawn(dir: &Path, options: &OidcOptions) -> OidcServer {
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(dir)
+        .env("PORT", "0")
+        .env("OIDC_CONFIG", config_json(options))
+        .env("OIDC_EXIT_ON_STDIN_EOF", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `node server.mjs` in {}: {e}", dir.display()));
+    let stdin = child.stdin.take().expect("child stdin");
+    let stdout = child.stdout.take().expect("child stdout");
+    let stderr_pipe = child.stderr.take().expect("child stderr");
+
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let stderr_thread = drain(stderr_pipe, Arc::clone(&stderr));
+
+    // Stdout: the READY line goes to the channel; the rest is drained.
+    let (tx, rx) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let port = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(port) = line.strip_prefix("READY ") {
+                    break port
+                        .trim()
+                        .parse::<u16>()
+                        .unwrap_or_else(|_| panic!("OIDC provider printed a bad READY line: {line:?}"));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = stderr_thread.join();
+                panic!(
+                    "OIDC provider did not print READY within {READY_TIMEOUT:?}; its stderr:\n{}",
+                    stderr.lock().unwrap_or_else(|e| e.into_inner())
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait();
+                let _ = stderr_thread.join();
+                panic!(
+                    "OIDC provider exited before READY ({status:?}); its stderr:\n{}",
+                    stderr.lock().unwrap_or_else(|e| e.into_inner())
+                );
+            }
+        }
+    };
+
+    OidcServer {
+        issuer: format!("http://127.0.0.1:{port}"),
+        port,
+        child,
+        _stdin: stdin,
+        stderr,
+    }
+}
+
+/// Copies a pipe into `buf` until EOF, so the child never blocks on it.
+fn drain(pipe: impl Read + Send + 'static, buf: Arc<Mutex<String>>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => buf
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&String::from_utf8_lossy(&line)),
+            }
+        }
+    })
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// `node_modules` exists and was installed (by us) after the lock file last changed.
+fn install_fresh(dir: &Path) -> bool {
+    let Some(stamp) = mtime(&dir.join("node_modules").join(STAMP)) else {
+        return false;
+    };
+    match mtime(&dir.join("package-lock.json")) {
+        Some(lock) => stamp >= lock,
+        None => false,
+    }
+}
+
+/// Removes the install lock file when dropped (even on panic).
+struct InstallLock(PathBuf);
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+fn lock_install(dir: &Path) -> InstallLock {
+    let path = dir.join(LOCK);
+    let started = Instant::now();
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{}", std::process::id());
+                return InstallLock(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let stale = mtime(&path)
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_LOCK);
+                if stale {
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                if started.elapsed() > INSTALL_WAIT {
+                    panic!(
+                        "waited {INSTALL_WAIT:?} for another `npm ci` ({}); remove it if no install is running",
+                        path.display()
+                    );
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot create {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Runs `npm ci` in `dir` unless its `node_modules` is up to date.
+fn ensure_installed(dir: &Path) {
+    // Threads of this process queue here; other processes on the lock file.
+    static IN_PROCESS: Mutex<()> = Mutex::new(());
+    let _guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    if install_fresh(dir) {
+        return;
+    }
+    let _lock = lock_install(dir);
+    if install_fresh(dir) {
+        return; // another process installed it while we waited
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "OIDC provider: running `npm ci` in {} (once)",
+        dir.display()
+    );
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "node is installed but `npm ci` could not run in {}: {e}",
+                dir.display()
+            )
+        });
+    if !out.status.success() {
+        panic!(
+            "`npm ci` failed in {} ({}):\n{}\n{}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    File::create(dir.join("node_modules").join(STAMP))
+        .unwrap_or_else(|e| panic!("cannot write the npm ci stamp: {e}"));
+}
