@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod definition;
+pub mod doc;
 pub mod error;
 pub mod validate;
 
@@ -14,5 +15,6 @@ pub use definition::{
     AuthInjection, AuthMode, ProviderDefinition, SignatureMethod, TokenEndpointAuthMethod,
     TokenResponsePointers, Verification,
 };
+pub use doc::markdown_table;
 pub use error::{CatalogError, ValidationError};
 pub use validate::ValidationOptions;

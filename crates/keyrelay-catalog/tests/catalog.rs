@@ -26,7 +26,7 @@ fn problems(json: &str, opts: &ValidationOptions) -> String {
 #[test]
 fn bundled_catalog_validates() {
     let catalog = Catalog::bundled().expect("bundled catalog must be valid");
-    assert!(catalog.len() >= 8, "only {} entries", catalog.len());
+    assert!(catalog.len() >= 100, "only {} entries", catalog.len());
     for (name, def) in catalog.iter() {
         assert!(is_valid_provider_name(name), "{name}");
         def.validate(&STRICT)

@@ -146,7 +146,6 @@ pub fn parse_token_response(
     }
 
     let root = Value::Object(obj);
-    let pointer = |p: Option<&String>| p.map(String::as_str).filter(|p| !p.is_empty());
     let ptrs = pointers.cloned().unwrap_or_default();
 
     let (access_token, access_ptr) = lookup(
@@ -212,6 +211,10 @@ pub fn parse_token_response(
     })
 }
 
+fn pointer(p: Option<&String>) -> Option<&str> {
+    p.map(String::as_str).filter(|p| !p.is_empty())
+}
+
 /// Reads a field through its pointer, falling back to the top-level field
 /// when the pointer is absent or yields nothing usable. Also returns the
 /// pointer that was used, if any.
@@ -234,6 +237,8 @@ fn parse_body(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Map<String, Value>, TokenError> {
+    // A UTF-8 byte order mark is not JSON whitespace, but some servers send one.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Err(TokenError::malformed(status, "empty body"));

@@ -7,6 +7,9 @@ use keyrelay_store::Store;
 use keyrelay_vault::TokenHash;
 
 use crate::config::ServerConfig;
+use crate::services::providers::DiscoveryCache;
+use crate::services::ratelimit::PublicRateLimiter;
+use crate::services::refresh::Refresher;
 use crate::vault::Vault;
 
 /// Everything a request handler or service needs, built once at start-up.
@@ -17,6 +20,11 @@ pub struct App {
     pub config: ServerConfig,
     /// SHA-256 of the operator's admin token; the token itself is never kept.
     pub(crate) admin_token_hash: TokenHash,
+    /// keyrelay's own calls to providers (token, revoke, discovery, verify).
+    pub http: reqwest::Client,
+    pub discovery: DiscoveryCache,
+    pub refresher: Refresher,
+    pub public_limiter: PublicRateLimiter,
 }
 
 impl App {
@@ -26,13 +34,18 @@ impl App {
         catalog: Arc<Catalog>,
         config: ServerConfig,
         admin_token_hash: TokenHash,
-    ) -> Arc<Self> {
-        Arc::new(App {
+    ) -> Result<Arc<Self>, reqwest::Error> {
+        let http = crate::net::control_client(config.allow_local_providers)?;
+        Ok(Arc::new(App {
             store,
             vault,
             catalog,
+            public_limiter: PublicRateLimiter::new(config.public_rate_per_minute),
             config,
             admin_token_hash,
-        })
+            http,
+            discovery: DiscoveryCache::default(),
+            refresher: Refresher::default(),
+        }))
     }
 }

@@ -13,6 +13,9 @@ pub struct ServerConfig {
     pub allow_local_providers: bool,
     /// Largest JSON body the API accepts.
     pub max_body_bytes: usize,
+    /// Requests per minute one client IP may make to the public,
+    /// unauthenticated routes (`/connect/…`, the OAuth callbacks).
+    pub public_rate_per_minute: u32,
 }
 
 impl ServerConfig {

@@ -18,6 +18,12 @@ pub enum ServiceError {
     /// The request conflicts with what exists (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A provider (or its network) failed us (502).
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
+    /// Too many requests from one client (429).
+    #[error("{message}")]
+    RateLimited { message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

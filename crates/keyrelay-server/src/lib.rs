@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod net;
 pub mod services;
 pub mod vault;
 

@@ -20,6 +20,9 @@
 //                          a consumed one revokes the whole grant)
 //   pkce_required: bool (default true; S256 is the only method)
 //   account: subject everyone is logged in as (default "test-user")
+//
+// A client must authenticate (token, introspection, revocation) with its
+// registered token_endpoint_auth_method; the other one gets 401 invalid_client.
 
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -186,6 +189,61 @@ async function autoInteraction(provider, req, res) {
   await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
 }
 
+// oidc-provider accepts client_secret_basic and client_secret_post
+// interchangeably for a client registered with either; real providers often
+// do not, so the registered method is the only one accepted here.
+const registeredAuthMethod = new Map(clients.map((c) => [c.client_id, c.token_endpoint_auth_method]));
+const clientAuthPaths = new Set(['/token', '/token/introspection', '/token/revocation']);
+
+function presentedAuthMethod(req, body) {
+  const header = req.headers.authorization;
+  if (header !== undefined && /^basic\s/i.test(header)) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i === -1) return undefined;
+    try {
+      return { clientId: decodeURIComponent(decoded.slice(0, i).replaceAll('+', '%20')), method: 'client_secret_basic' };
+    } catch {
+      return undefined;
+    }
+  }
+  const params = new URLSearchParams(body.toString('utf8'));
+  if (params.has('client_secret')) {
+    return { clientId: params.get('client_id'), method: 'client_secret_post' };
+  }
+  return undefined;
+}
+
+async function readAll(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+// Returns false (having answered 401 invalid_client) when a client
+// authenticates with a method other than its registered one.
+async function checkClientAuthMethod(req, res) {
+  const body = await readAll(req);
+  // oidc-provider reads an already consumed body from req.body.
+  req.body = body;
+  const presented = presentedAuthMethod(req, body);
+  const registered = presented && registeredAuthMethod.get(presented.clientId);
+  if (registered && registered !== presented.method) {
+    log(`client ${presented.clientId} authenticated with ${presented.method}, but is registered for ${registered}`);
+    const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+    if (presented.method === 'client_secret_basic') {
+      headers['www-authenticate'] = 'Basic realm="oidc-provider"';
+    }
+    res.writeHead(401, headers);
+    res.end(JSON.stringify({
+      error: 'invalid_client',
+      error_description: `the provided authentication mechanism does not match the registered client authentication method (${registered})`,
+    }));
+    return false;
+  }
+  return true;
+}
+
 let provider;
 const server = createServer((req, res) => {
   if (!provider) {
@@ -193,6 +251,21 @@ const server = createServer((req, res) => {
     return;
   }
   const path = (req.url ?? '').split('?')[0];
+  if (
+    req.method === 'POST'
+    && clientAuthPaths.has(path)
+    && /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '')
+  ) {
+    checkClientAuthMethod(req, res)
+      .then((ok) => {
+        if (ok) provider.callback()(req, res);
+      })
+      .catch((err) => {
+        log('client auth method check failed:', err?.stack ?? err);
+        if (!res.headersSent) res.writeHead(400).end();
+      });
+    return;
+  }
   if (req.method === 'GET' && /^\/interaction\/[^/]+$/.test(path)) {
     autoInteraction(provider, req, res).catch((err) => {
       log('interaction failed:', err?.stack ?? err);

@@ -6,10 +6,16 @@
 //! up should fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connect_driver;
+mod fake_provider;
+mod oidc;
 mod server;
 mod tcp_proxy;
 
+pub use connect_driver::{Browser, CallbackResult};
+pub use fake_provider::{FakeProvider, FakeProviderOptions, TokenMode};
 pub use keyrelay_store::testing::{TestDatabase, postgres_base_url};
+pub use oidc::{OidcClient, OidcOptions, OidcServer};
 pub use server::{Backend, Response, TestServer, TestServerBuilder, free_port};
 pub use tcp_proxy::TcpProxy;
 

@@ -158,7 +158,10 @@ impl OidcServer {
 
     /// Everything the server wrote to stderr so far (its error log).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -255,10 +258,9 @@ fn spawn(dir: &Path, options: &OidcOptions) -> OidcServer {
         match rx.recv_timeout(left) {
             Ok(line) => {
                 if let Some(port) = line.strip_prefix("READY ") {
-                    break port
-                        .trim()
-                        .parse::<u16>()
-                        .unwrap_or_else(|_| panic!("OIDC provider printed a bad READY line: {line:?}"));
+                    break port.trim().parse::<u16>().unwrap_or_else(|_| {
+                        panic!("OIDC provider printed a bad READY line: {line:?}")
+                    });
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {

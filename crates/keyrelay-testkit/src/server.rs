@@ -42,9 +42,16 @@ pub struct TestServerBuilder {
     backend: Backend,
     database_url: Option<String>,
     master_keys: Option<MasterKeys>,
+    public_rate_per_minute: Option<u32>,
 }
 
 impl TestServerBuilder {
+    /// Per-IP limit of the public routes (tests default to a high one).
+    pub fn public_rate_per_minute(mut self, rate: u32) -> Self {
+        self.public_rate_per_minute = Some(rate);
+        self
+    }
+
     /// Use this database URL instead of a fresh database (e.g. through a `TcpProxy`).
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
@@ -78,6 +85,7 @@ impl TestServerBuilder {
             providers_file: None,
             log_format: LogFormat::Pretty,
             max_body_bytes: 64 * 1024,
+            public_rate_per_minute: self.public_rate_per_minute.unwrap_or(10_000),
         };
         let mut server = TestServer {
             backend: self.backend,
@@ -117,6 +125,7 @@ impl TestServer {
             backend,
             database_url: None,
             master_keys: None,
+            public_rate_per_minute: None,
         }
     }
 

@@ -62,6 +62,7 @@ struct FileConfig {
     providers_file: Option<PathBuf>,
     log_format: Option<String>,
     max_body_bytes: Option<usize>,
+    public_rate_per_minute: Option<u32>,
 }
 
 /// Where the master keys come from.
@@ -92,6 +93,8 @@ pub struct Settings {
     pub providers_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    /// Per-IP requests per minute on the public routes (connect, callbacks).
+    pub public_rate_per_minute: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -110,6 +113,7 @@ impl std::fmt::Debug for Settings {
             .field("providers_file", &self.providers_file)
             .field("log_format", &self.log_format)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("public_rate_per_minute", &self.public_rate_per_minute)
             .finish()
     }
 }
@@ -176,6 +180,7 @@ impl Settings {
             providers_file: args.providers_file.clone().or(file.providers_file),
             log_format,
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
+            public_rate_per_minute: file.public_rate_per_minute.unwrap_or(60),
         })
     }
 }

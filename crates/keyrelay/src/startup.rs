@@ -89,11 +89,11 @@ pub async fn build_app(settings: &Settings) -> Result<(Arc<App>, Option<AdminTok
         public_url: settings.public_url.clone(),
         allow_local_providers: settings.allow_local_providers,
         max_body_bytes: settings.max_body_bytes,
+        public_rate_per_minute: settings.public_rate_per_minute,
     };
-    Ok((
-        App::new(store, vault, catalog, config, admin_hash),
-        generated,
-    ))
+    let app = App::new(store, vault, catalog, config, admin_hash)
+        .context("cannot build the HTTP client for provider calls")?;
+    Ok((app, generated))
 }
 
 /// A server that is accepting requests.

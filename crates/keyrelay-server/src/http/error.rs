@@ -61,6 +61,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
+            ServiceError::Upstream { code, message } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+            }
+            ServiceError::RateLimited { message } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            }
             ServiceError::Store(StoreError::Unavailable(detail)) => {
                 tracing::warn!(%detail, "database unavailable");
                 ApiError::unavailable(

@@ -1,6 +1,8 @@
 //! The HTTP surface: routes, extractors, error mapping and serving.
 
 mod admin;
+mod connect;
+mod connections;
 mod error;
 mod extract;
 mod health;
@@ -18,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 pub use admin::created_json as created_project_json;
 pub use error::{ApiError, ApiResult};
+pub use views::timestamp;
 
 use crate::app::App;
 
@@ -28,6 +31,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(health::routes())
         .merge(admin::routes())
         .merge(project::routes())
+        .merge(connect::routes())
+        .merge(connections::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -61,7 +66,9 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
+    // Peer addresses feed the per-IP limits of the public routes.
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -103,3 +103,41 @@ where
 {
     serde::Deserialize::deserialize(de).map(Some)
 }
+
+/// A connection as the API shows it: never any credential.
+#[derive(Serialize)]
+pub struct ConnectionJson {
+    pub integration: String,
+    pub user_id: String,
+    pub provider: Option<String>,
+    pub auth_mode: String,
+    pub status: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_refresh_at: Option<String>,
+    pub refresh_count: i64,
+    pub last_error: Option<Value>,
+    pub connection_config: serde_json::Map<String, Value>,
+}
+
+impl ConnectionJson {
+    pub fn new(c: &keyrelay_store::Connection, _app: &crate::app::App) -> Self {
+        ConnectionJson {
+            integration: c.integration_key.clone(),
+            user_id: c.user_id.clone(),
+            provider: None,
+            auth_mode: c.auth_mode.clone(),
+            status: c.status.clone(),
+            scopes: c.scopes.clone(),
+            expires_at: c.expires_at.map(timestamp),
+            created_at: timestamp(c.created_at),
+            updated_at: timestamp(c.updated_at),
+            last_refresh_at: c.last_refresh_at.map(timestamp),
+            refresh_count: c.refresh_count,
+            last_error: c.last_error.clone(),
+            connection_config: c.connection_config.clone(),
+        }
+    }
+}

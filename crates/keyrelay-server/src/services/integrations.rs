@@ -277,6 +277,16 @@ pub async fn update(
 }
 
 pub async fn delete(app: &App, project_id: &str, key: &str) -> ServiceResult<()> {
+    let view = get(app, project_id, key).await?;
+    let count = app.store.count_connections(&view.record.id).await?;
+    if count > 0 {
+        return Err(ServiceError::conflict(
+            "integration_has_connections",
+            format!(
+                "integration {key:?} still has {count} connections; delete them first (DELETE /v1/connections/{key}/USER_ID)"
+            ),
+        ));
+    }
     if app.store.delete_integration(project_id, key).await? {
         Ok(())
     } else {

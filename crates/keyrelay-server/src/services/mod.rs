@@ -1,7 +1,14 @@
 //! The services: one module per thing a handler asks for.
 
 pub mod auth;
+pub mod connect;
+pub mod connections;
+pub mod credentials;
 pub mod integrations;
 pub mod keys;
+pub mod outbound;
 pub mod projects;
+pub mod providers;
+pub mod ratelimit;
+pub mod refresh;
 pub mod validate;
