@@ -192,7 +192,7 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         "userinfo_endpoint": format!("{i}/userinfo"),
         "code_challenge_methods_supported": if o.require_pkce { json!(["S256"]) } else { json!([]) },
         "token_endpoint_auth_methods_supported": [o.auth_method],
-        "authorization_response_iss_parameter_supported": matches!(o.iss, Some(_)),
+        "authorization_response_iss_parameter_supported": o.iss.is_some(),
     }))
     .into_response()
 }

@@ -8,6 +8,9 @@
 mod api;
 mod bad_input;
 mod cli;
+mod connect_flow;
+mod connections;
 mod outage;
+mod real_oidc;
 mod secrets_at_rest;
 mod tenancy;

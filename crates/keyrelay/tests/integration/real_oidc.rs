@@ -1,0 +1,137 @@
+//! The connect flow against a real, independently written OpenID provider:
+//! panva's `oidc-provider` from the npm registry, run on loopback by the test
+//! kit (skipped with a message when Node.js is not installed). keyrelay finds
+//! its endpoints by discovery, sends PKCE because the metadata lists S256,
+//! checks the RFC 9207 `iss` it sends, and stores tokens that then work at
+//! the provider's userinfo and introspection endpoints.
+
+use keyrelay_testkit::{
+    Backend, Browser, OidcClient, OidcOptions, OidcServer, TestServer, both_backends,
+};
+use serde_json::json;
+
+both_backends! {
+    connect_with_basic_auth => connect_with_basic_auth;
+    connect_with_post_auth => connect_with_post_auth;
+}
+
+async fn connect_with_basic_auth(backend: Backend) {
+    connect(backend, "client_secret_basic").await;
+}
+
+async fn connect_with_post_auth(backend: Backend) {
+    connect(backend, "client_secret_post").await;
+}
+
+async fn connect(backend: Backend, method: &'static str) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let callback = server.url("/oauth/callback");
+    let client = OidcClient::web("keyrelay-test", "oidc-client-secret-value", &callback)
+        .with_auth_method(method);
+    let Some(oidc) = OidcServer::start(OidcOptions {
+        clients: vec![client],
+        ..OidcOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, key) = server.create_project("real").await;
+    let created = server
+        .post(
+            "/v1/integrations",
+            &key,
+            json!({"key": "oidc",
+                   "provider": {"auth_mode": "oauth2", "issuer": oidc.issuer,
+                                "token_endpoint_auth_method": method,
+                                "api_base_url": oidc.issuer,
+                                "verification": {"method": "GET", "path": "/me"}},
+                   "client_id": "keyrelay-test", "client_secret": "oidc-client-secret-value",
+                   "scopes": ["openid", "email"]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let session = server
+        .post(
+            "/v1/connect/sessions",
+            &key,
+            json!({"integration": "oidc", "user_id": "end-user-1",
+                   "redirect_url": "https://app.example.com/done"}),
+        )
+        .await;
+    assert_eq!(session.status, 201, "{}", session.text);
+
+    let mut browser = Browser::new();
+    let at_callback = browser
+        .follow_until(session.body["url"].as_str().unwrap(), &callback)
+        .await;
+    let parsed = url::Url::parse(&at_callback).unwrap();
+    let params: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+    assert_eq!(
+        params.get("iss"),
+        Some(&oidc.issuer),
+        "the provider sends iss (RFC 9207)"
+    );
+    let result = browser.callback(&at_callback).await;
+    assert_eq!(
+        result.param("keyrelay_status"),
+        Some("success"),
+        "{:?} {}\n{}",
+        result.location,
+        result.body,
+        oidc.stderr()
+    );
+
+    let token = server
+        .get("/v1/connections/oidc/end-user-1/token", &key)
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text);
+    let access_token = token.body["access_token"].as_str().unwrap();
+    let me = reqwest::Client::new()
+        .get(oidc.url("/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the stored token works at the provider");
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["sub"], "test-user");
+
+    // Verify uses the provider's introspection endpoint (discovered).
+    let verified = server
+        .post("/v1/connections/oidc/end-user-1/verify", &key, json!({}))
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    assert_eq!(verified.body["valid"], true, "{}", verified.text);
+    assert!(
+        verified.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("introspection")
+    );
+
+    // A refresh at the real server rotates the tokens; the new one works.
+    let refreshed = server
+        .get(
+            "/v1/connections/oidc/end-user-1/token?force_refresh=true",
+            &key,
+        )
+        .await;
+    assert_eq!(
+        refreshed.status,
+        200,
+        "{}\n{}",
+        refreshed.text,
+        oidc.stderr()
+    );
+    assert_ne!(refreshed.body["access_token"], token.body["access_token"]);
+    let me = reqwest::Client::new()
+        .get(oidc.url("/me"))
+        .bearer_auth(refreshed.body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+}
