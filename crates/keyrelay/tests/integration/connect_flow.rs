@@ -14,6 +14,8 @@ both_backends! {
     flow_with_post_auth_and_form_reply => flow_with_post_auth_and_form_reply;
     flow_with_discovery_and_iss => flow_with_discovery_and_iss;
     negative_callbacks_store_nothing => negative_callbacks_store_nothing;
+    discovery_without_s256_sends_no_pkce => discovery_without_s256_sends_no_pkce;
+    sessions_refuse_bad_input => sessions_refuse_bad_input;
 }
 
 const APP_REDIRECT: &str = "https://app.example.com/done";
@@ -377,4 +379,154 @@ async fn age_flows(server: &TestServer) {
                 .unwrap();
         }
     }
+}
+
+async fn discovery_without_s256_sends_no_pkce(backend: Backend) {
+    let provider = FakeProvider::start(FakeProviderOptions {
+        require_pkce: false,
+        ..FakeProviderOptions::default()
+    })
+    .await;
+    let Some((server, key)) = setup(backend, &provider, false).await else {
+        return;
+    };
+    let url = new_session(&server, &key, "plain").await;
+    let result = run_flow(&server, &mut Browser::new(), &url).await;
+    assert_success(&result, "plain");
+    let sent = provider.last_authorize();
+    assert!(
+        !sent.contains_key("code_challenge"),
+        "the metadata lists no S256, so no PKCE: {sent:?}"
+    );
+}
+
+async fn sessions_refuse_bad_input(backend: Backend) {
+    let provider = FakeProvider::start(FakeProviderOptions::default()).await;
+    let Some((server, key)) = setup(backend, &provider, true).await else {
+        return;
+    };
+    server
+        .post(
+            "/v1/integrations",
+            &key,
+            json!({"key": "stripe", "provider": "stripe_api_key"}),
+        )
+        .await;
+    server
+        .post(
+            "/v1/integrations",
+            &key,
+            json!({"key": "zd", "provider": "zendesk", "client_id": "c", "client_secret": "s"}),
+        )
+        .await;
+    let ok = |extra: Value| {
+        let mut body = json!({"integration": "fake", "user_id": "u", "redirect_url": APP_REDIRECT});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (body, status, code) in [
+        (
+            ok(json!({"integration": "nope"})),
+            404,
+            "unknown_integration",
+        ),
+        (ok(json!({"integration": "stripe"})), 400, "not_connectable"),
+        (ok(json!({"user_id": ""})), 400, "invalid_request"),
+        (
+            ok(json!({"user_id": "x".repeat(257)})),
+            400,
+            "invalid_request",
+        ),
+        (
+            ok(json!({"redirect_url": "https://app.example.com/done/../evil"})),
+            400,
+            "redirect_url_not_allowed",
+        ),
+        (
+            ok(json!({"redirect_url": "https://app.example.com/done?next=//evil"})),
+            400,
+            "redirect_url_not_allowed",
+        ),
+        (ok(json!({"scopes": ["has space"]})), 400, "invalid_request"),
+        (
+            ok(json!({"connection_config": {"subdomain": "x"}})),
+            400,
+            "invalid_connection_config",
+        ),
+        (
+            ok(json!({"integration": "zd"})),
+            400,
+            "missing_connection_config",
+        ),
+        (
+            ok(json!({"integration": "zd", "connection_config": {"subdomain": "evil.com/x"}})),
+            400,
+            "invalid_connection_config",
+        ),
+        (
+            ok(json!({"integration": "zd", "connection_config": {"subdomain": 5}})),
+            400,
+            "invalid_connection_config",
+        ),
+        (ok(json!({"unexpected": true})), 400, "invalid_request"),
+        (
+            json!({"integration": "fake", "redirect_url": APP_REDIRECT}),
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let r = server
+            .post("/v1/connect/sessions", &key, body.clone())
+            .await;
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.text);
+    }
+    // A zendesk session with a valid subdomain starts, and its endpoints use it.
+    let r = server
+        .post(
+            "/v1/connect/sessions",
+            &key,
+            json!({"integration": "zd", "user_id": "u", "redirect_url": APP_REDIRECT,
+                   "connection_config": {"subdomain": "acme"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let start = Browser::new().get(r.body["url"].as_str().unwrap()).await;
+    assert_eq!(start.status(), 302);
+    let location = start.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://acme.zendesk.com/oauth/authorizations/new?"),
+        "{location}"
+    );
+
+    // An expired session link is a page, not a redirect.
+    let url = new_session(&server, &key, "late").await;
+    use sqlx::Connection;
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    let sql = "UPDATE connect_sessions SET expires_at = $1";
+    match server.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&server.db.url)
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .bind(past)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&server.db.url).await.unwrap();
+            sqlx::query(sql)
+                .bind(past)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let expired = Browser::new().get(&url).await;
+    assert_eq!(expired.status(), 410);
+    assert_eq!(expired.headers()["cache-control"], "no-store");
+    assert!(expired.headers().get("location").is_none());
 }

@@ -96,6 +96,15 @@ async fn no_plaintext_secrets_in_the_database(backend: Backend) {
     server
         .create_integration("github", &secret_key, CLIENT_SECRET)
         .await;
+    let imported = server
+        .post(
+            "/v1/connections",
+            &secret_key,
+            json!({"integration": "github", "user_id": "u",
+                   "credentials": {"access_token": "ACCESS-TOKEN-MARKER-77", "refresh_token": "REFRESH-TOKEN-MARKER-77"}}),
+        )
+        .await;
+    assert_eq!(imported.status, 201, "{}", imported.text);
 
     let raw = raw_database(&server).await;
     // The scan sees the data (a positive control), and the integration's
@@ -115,6 +124,8 @@ async fn no_plaintext_secrets_in_the_database(backend: Backend) {
         ("webhook secret", webhook_secret.as_str()),
         ("webhook key", webhook_key),
         ("admin token", server.admin_token.as_str()),
+        ("access token", "ACCESS-TOKEN-MARKER-77"),
+        ("refresh token", "REFRESH-TOKEN-MARKER-77"),
     ] {
         assert!(!contains(&raw, secret), "{what} is stored in plaintext");
     }
