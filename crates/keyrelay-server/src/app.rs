@@ -25,6 +25,9 @@ pub struct App {
     pub discovery: DiscoveryCache,
     pub refresher: Refresher,
     pub public_limiter: PublicRateLimiter,
+    /// The proxy's pooled upstream client and hot-path cache.
+    pub proxy_client: crate::proxy::ProxyClient,
+    pub proxy_cache: crate::proxy::cache::ProxyCache,
 }
 
 impl App {
@@ -36,6 +39,8 @@ impl App {
         admin_token_hash: TokenHash,
     ) -> Result<Arc<Self>, reqwest::Error> {
         let http = crate::net::control_client(config.allow_local_providers)?;
+        let proxy_client =
+            crate::proxy::client(config.allow_local_providers, config.proxy_connect_timeout);
         Ok(Arc::new(App {
             store,
             vault,
@@ -46,6 +51,8 @@ impl App {
             http,
             discovery: DiscoveryCache::default(),
             refresher: Refresher::default(),
+            proxy_client,
+            proxy_cache: crate::proxy::cache::ProxyCache::default(),
         }))
     }
 }

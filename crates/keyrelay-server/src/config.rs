@@ -16,6 +16,10 @@ pub struct ServerConfig {
     /// Requests per minute one client IP may make to the public,
     /// unauthenticated routes (`/connect/…`, the OAuth callbacks).
     pub public_rate_per_minute: u32,
+    /// Proxy: how long to wait for a TCP (and TLS) connection upstream.
+    pub proxy_connect_timeout: std::time::Duration,
+    /// Proxy: how long to wait for the upstream's response head.
+    pub proxy_timeout: std::time::Duration,
 }
 
 impl ServerConfig {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod net;
+pub mod proxy;
 pub mod services;
 pub mod vault;
 

@@ -43,9 +43,16 @@ pub struct TestServerBuilder {
     database_url: Option<String>,
     master_keys: Option<MasterKeys>,
     public_rate_per_minute: Option<u32>,
+    proxy_timeout: Option<std::time::Duration>,
 }
 
 impl TestServerBuilder {
+    /// How long the proxy waits for an upstream's response head.
+    pub fn proxy_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.proxy_timeout = Some(timeout);
+        self
+    }
+
     /// Per-IP limit of the public routes (tests default to a high one).
     pub fn public_rate_per_minute(mut self, rate: u32) -> Self {
         self.public_rate_per_minute = Some(rate);
@@ -86,6 +93,8 @@ impl TestServerBuilder {
             log_format: LogFormat::Pretty,
             max_body_bytes: 64 * 1024,
             public_rate_per_minute: self.public_rate_per_minute.unwrap_or(10_000),
+            proxy_connect_timeout: std::time::Duration::from_secs(2),
+            proxy_timeout: self.proxy_timeout.unwrap_or(std::time::Duration::from_secs(10)),
         };
         let mut server = TestServer {
             backend: self.backend,
@@ -126,6 +135,7 @@ impl TestServer {
             database_url: None,
             master_keys: None,
             public_rate_per_minute: None,
+            proxy_timeout: None,
         }
     }
 

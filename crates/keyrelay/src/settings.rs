@@ -63,6 +63,8 @@ struct FileConfig {
     log_format: Option<String>,
     max_body_bytes: Option<usize>,
     public_rate_per_minute: Option<u32>,
+    proxy_connect_timeout_ms: Option<u64>,
+    proxy_timeout_ms: Option<u64>,
 }
 
 /// Where the master keys come from.
@@ -95,6 +97,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Per-IP requests per minute on the public routes (connect, callbacks).
     pub public_rate_per_minute: u32,
+    /// Proxy: TCP/TLS connect timeout upstream.
+    pub proxy_connect_timeout: std::time::Duration,
+    /// Proxy: how long to wait for the upstream's response head.
+    pub proxy_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -114,6 +120,8 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("public_rate_per_minute", &self.public_rate_per_minute)
+            .field("proxy_connect_timeout", &self.proxy_connect_timeout)
+            .field("proxy_timeout", &self.proxy_timeout)
             .finish()
     }
 }
@@ -181,6 +189,12 @@ impl Settings {
             log_format,
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
             public_rate_per_minute: file.public_rate_per_minute.unwrap_or(60),
+            proxy_connect_timeout: std::time::Duration::from_millis(
+                file.proxy_connect_timeout_ms.unwrap_or(5_000),
+            ),
+            proxy_timeout: std::time::Duration::from_millis(
+                file.proxy_timeout_ms.unwrap_or(60_000),
+            ),
         })
     }
 }

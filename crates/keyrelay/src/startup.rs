@@ -90,6 +90,8 @@ pub async fn build_app(settings: &Settings) -> Result<(Arc<App>, Option<AdminTok
         allow_local_providers: settings.allow_local_providers,
         max_body_bytes: settings.max_body_bytes,
         public_rate_per_minute: settings.public_rate_per_minute,
+        proxy_connect_timeout: settings.proxy_connect_timeout,
+        proxy_timeout: settings.proxy_timeout,
     };
     let app = App::new(store, vault, catalog, config, admin_hash)
         .context("cannot build the HTTP client for provider calls")?;

@@ -33,6 +33,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(project::routes())
         .merge(connect::routes())
         .merge(connections::routes())
+        .route("/v1/proxy/{*path}", axum::routing::any(crate::proxy::handle))
+        .route("/v1/proxy/", axum::routing::any(crate::proxy::handle))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

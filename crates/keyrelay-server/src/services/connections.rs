@@ -83,6 +83,8 @@ pub async fn upsert(
                 existing.last_error = None;
                 existing.updated_at = now;
                 if app.store.update_connection(&existing, expected).await? {
+                    app.proxy_cache
+                        .forget_connection(&record.project_id, &record.key, user_id);
                     existing.version = expected + 1;
                     return Ok((existing, false));
                 }
@@ -428,6 +430,7 @@ fn upstream_failed(what: &str, reason: &str) -> ServiceError {
 /// comes with the refresh engine.)
 pub async fn delete(app: &App, project_id: &str, key: &str, user_id: &str) -> ServiceResult<()> {
     let (connection, _) = get(app, project_id, key, user_id).await?;
+    app.proxy_cache.forget_connection(project_id, key, user_id);
     if app.store.delete_connection(&connection.id).await? {
         Ok(())
     } else {

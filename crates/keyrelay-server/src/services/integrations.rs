@@ -269,6 +269,7 @@ pub async fn update(
     )?;
     record.updated_at = Utc::now();
     app.store.update_integration(&record).await?;
+    app.proxy_cache.forget_integration(project_id, key);
     Ok(IntegrationView {
         record,
         source,
@@ -287,6 +288,7 @@ pub async fn delete(app: &App, project_id: &str, key: &str) -> ServiceResult<()>
             ),
         ));
     }
+    app.proxy_cache.forget_integration(project_id, key);
     if app.store.delete_integration(project_id, key).await? {
         Ok(())
     } else {

@@ -144,6 +144,7 @@ pub async fn list_secret_keys(app: &App, project_id: &str) -> ServiceResult<Vec<
 
 pub async fn delete_secret_key(app: &App, project_id: &str, key_id: &str) -> ServiceResult<()> {
     get(app, project_id).await?;
+    app.proxy_cache.forget_keys();
     if app.store.delete_secret_key(project_id, key_id).await? {
         Ok(())
     } else {

@@ -156,7 +156,7 @@ pub fn expiry_of(
         .map(|s| now + Duration::seconds(s))
 }
 
-fn needs_refresh(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+pub fn needs_refresh(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     expires_at.is_some_and(|at| at - now <= REFRESH_MARGIN)
 }
 
@@ -301,6 +301,11 @@ async fn save_refreshed(
         ));
     }
     connection.version = expected + 1;
+    app.proxy_cache.forget_connection(
+        &connection.project_id,
+        &connection.integration_key,
+        &connection.user_id,
+    );
     Ok((connection, creds))
 }
 
@@ -331,6 +336,11 @@ async fn record_failure(
     if let Err(e) = app.store.update_connection(&connection, expected).await {
         tracing::warn!(error = %e, "could not record a refresh failure");
     }
+    app.proxy_cache.forget_connection(
+        &connection.project_id,
+        &connection.integration_key,
+        &connection.user_id,
+    );
     if dead {
         ServiceError::conflict(
             "reauthorization_required",

@@ -1,0 +1,105 @@
+//! The hot path's memory: which project a secret key belongs to, each
+//! integration, and each connection's decrypted credentials. A proxied call
+//! on a fresh connection touches no database.
+//!
+//! Entries are bounded in number and live briefly (keys and integrations 30
+//! s, connections 10 s), so changes made by another instance are seen within
+//! seconds; changes made by this one (refresh, reconnect, delete) replace
+//! the entry at once. When an upstream answers 401, the proxy goes to the
+//! database before refreshing, so a newer version written elsewhere wins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyrelay_store::Connection;
+use keyrelay_vault::TokenHash;
+use moka::sync::Cache;
+
+use crate::services::credentials::Credentials;
+use crate::services::integrations::IntegrationView;
+
+/// A connection ready to use: its record and decrypted credentials.
+pub struct Live {
+    pub connection: Connection,
+    pub creds: Credentials,
+}
+
+type ConnectionKey = (String, String, String);
+
+pub struct ProxyCache {
+    keys: Cache<[u8; 32], String>,
+    integrations: Cache<(String, String), Arc<IntegrationView>>,
+    connections: Cache<ConnectionKey, Arc<Live>>,
+}
+
+impl Default for ProxyCache {
+    fn default() -> Self {
+        ProxyCache {
+            keys: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+            integrations: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+            connections: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(10))
+                .build(),
+        }
+    }
+}
+
+impl ProxyCache {
+    pub fn project(&self, key: &TokenHash) -> Option<String> {
+        self.keys.get(key.as_bytes())
+    }
+
+    pub fn put_project(&self, key: &TokenHash, project_id: String) {
+        self.keys.insert(*key.as_bytes(), project_id);
+    }
+
+    /// Forgets every cached secret key (one was deleted).
+    pub fn forget_keys(&self) {
+        self.keys.invalidate_all();
+    }
+
+    pub fn integration(&self, project_id: &str, key: &str) -> Option<Arc<IntegrationView>> {
+        self.integrations
+            .get(&(project_id.to_string(), key.to_string()))
+    }
+
+    pub fn put_integration(&self, view: Arc<IntegrationView>) {
+        let k = (view.record.project_id.clone(), view.record.key.clone());
+        self.integrations.insert(k, view);
+    }
+
+    pub fn forget_integration(&self, project_id: &str, key: &str) {
+        self.integrations
+            .invalidate(&(project_id.to_string(), key.to_string()));
+    }
+
+    pub fn connection(&self, project_id: &str, key: &str, user_id: &str) -> Option<Arc<Live>> {
+        self.connections
+            .get(&(project_id.to_string(), key.to_string(), user_id.to_string()))
+    }
+
+    pub fn put_connection(&self, live: Arc<Live>) {
+        let c = &live.connection;
+        let k = (
+            c.project_id.clone(),
+            c.integration_key.clone(),
+            c.user_id.clone(),
+        );
+        self.connections.insert(k, live);
+    }
+
+    pub fn forget_connection(&self, project_id: &str, key: &str, user_id: &str) {
+        self.connections.invalidate(&(
+            project_id.to_string(),
+            key.to_string(),
+            user_id.to_string(),
+        ));
+    }
+}
