@@ -37,10 +37,10 @@ impl App {
         catalog: Arc<Catalog>,
         config: ServerConfig,
         admin_token_hash: TokenHash,
-    ) -> Result<Arc<Self>, reqwest::Error> {
+    ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
         let http = crate::net::control_client(config.allow_local_providers)?;
         let proxy_client =
-            crate::proxy::client(config.allow_local_providers, config.proxy_connect_timeout);
+            crate::proxy::client(config.allow_local_providers, config.proxy_connect_timeout)?;
         Ok(Arc::new(App {
             store,
             vault,

@@ -94,7 +94,7 @@ pub async fn build_app(settings: &Settings) -> Result<(Arc<App>, Option<AdminTok
         proxy_timeout: settings.proxy_timeout,
     };
     let app = App::new(store, vault, catalog, config, admin_hash)
-        .context("cannot build the HTTP client for provider calls")?;
+        .map_err(|e| anyhow!("cannot build the HTTP clients for provider calls: {e}"))?;
     Ok((app, generated))
 }
 

@@ -54,19 +54,23 @@ impl tower::Service<Name> for GuardedDns {
     }
 }
 
-pub fn build(allow_local: bool, connect_timeout: Duration) -> ProxyClient {
+/// Builds the client. The TLS provider is named explicitly: the binary links
+/// more than one rustls provider (sqlx brings ring), so rustls cannot pick
+/// a process default by itself.
+pub fn build(allow_local: bool, connect_timeout: Duration) -> Result<ProxyClient, rustls::Error> {
     let mut http = HttpConnector::new_with_resolver(GuardedDns { allow_local });
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_provider_and_webpki_roots(provider)?
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .build(https)
+        .build(https))
 }
