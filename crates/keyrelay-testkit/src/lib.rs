@@ -11,6 +11,7 @@ mod fake_provider;
 mod oidc;
 mod server;
 mod tcp_proxy;
+mod upstream;
 
 pub use connect_driver::{Browser, CallbackResult};
 pub use fake_provider::{FakeProvider, FakeProviderOptions, TokenMode};
@@ -18,6 +19,10 @@ pub use keyrelay_store::testing::{TestDatabase, postgres_base_url};
 pub use oidc::{OidcClient, OidcOptions, OidcServer};
 pub use server::{Backend, Response, TestServer, TestServerBuilder, free_port};
 pub use tcp_proxy::TcpProxy;
+pub use upstream::{
+    BODY_KEEP, BodyDigest, FIXED_DATE, RecordedRequest, Upstream, UpstreamResponse, pattern_chunks,
+    pattern_iter, pattern_sha256, reexport,
+};
 
 /// Runs an async test body once per backend, as `NAME::sqlite` and
 /// `NAME::postgres` (the latter skipped with a message when

@@ -94,7 +94,9 @@ impl TestServerBuilder {
             max_body_bytes: 64 * 1024,
             public_rate_per_minute: self.public_rate_per_minute.unwrap_or(10_000),
             proxy_connect_timeout: std::time::Duration::from_secs(2),
-            proxy_timeout: self.proxy_timeout.unwrap_or(std::time::Duration::from_secs(10)),
+            proxy_timeout: self
+                .proxy_timeout
+                .unwrap_or(std::time::Duration::from_secs(10)),
         };
         let mut server = TestServer {
             backend: self.backend,

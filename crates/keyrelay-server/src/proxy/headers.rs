@@ -6,11 +6,9 @@
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
-const HOP_BY_HOP: [&str; 8] = [
+const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
     "te",
     "trailer",
     "transfer-encoding",
@@ -29,6 +27,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    // Proxy-Connection and other Proxy-* headers speak to a proxy, not the origin.
+    let proxy_named: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy_named {
         headers.remove(name);
     }
 }

@@ -181,12 +181,16 @@ fn base_for(
                 .to_str()
                 .map_err(|_| ProxyError::target("Keyrelay-Base-Url is not valid text"))?;
             let other = Base::parse(text).map_err(ProxyError::target)?;
-            let allowed = other.host == base.host
-                || view
+            // The same origin (scheme, host and port), or an allowed host
+            // on its scheme's default port: a port change is another server.
+            let same_origin = other.scheme == base.scheme && other.authority == base.authority;
+            let allowed_host = other.authority == other.host
+                && view
                     .definition
                     .allowed_hosts
                     .iter()
                     .any(|h| h.eq_ignore_ascii_case(&other.host));
+            let allowed = same_origin || allowed_host;
             let scheme_ok = other.scheme == "https" || app.config.allow_local_providers;
             if !allowed || !scheme_ok || text.contains(['?', '#']) {
                 return Err(ProxyError::target(format!(

@@ -11,6 +11,8 @@ mod cli;
 mod connect_flow;
 mod connections;
 mod outage;
+mod proxy;
+mod proxy_safety;
 mod real_oidc;
 mod secrets_at_rest;
 mod tenancy;
