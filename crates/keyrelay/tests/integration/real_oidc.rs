@@ -134,4 +134,21 @@ async fn connect(backend: Backend, method: &'static str) {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+
+    // The same user's data through keyrelay's proxy: the provider's own
+    // userinfo path, with keyrelay stamping the stored token.
+    let proxied = server
+        .client
+        .get(server.url("/v1/proxy/me"))
+        .bearer_auth(&key)
+        .header("Keyrelay-Integration", "oidc")
+        .header("Keyrelay-User", "end-user-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
+    assert!(proxied.headers().get("keyrelay-error").is_none());
+    let me: serde_json::Value = proxied.json().await.unwrap();
+    assert_eq!(me["sub"], "test-user");
+    assert_eq!(me["email"], "test-user@example.test");
 }
