@@ -38,9 +38,13 @@ impl App {
         config: ServerConfig,
         admin_token_hash: TokenHash,
     ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
-        let http = crate::net::control_client(config.allow_local_providers)?;
-        let proxy_client =
-            crate::proxy::client(config.allow_local_providers, config.proxy_connect_timeout)?;
+        let extra_roots = crate::net::parse_pem_certs(config.extra_ca_pem.as_deref())?;
+        let http = crate::net::control_client(config.allow_local_providers, &extra_roots)?;
+        let proxy_client = crate::proxy::client(
+            config.allow_local_providers,
+            config.proxy_connect_timeout,
+            &extra_roots,
+        )?;
         Ok(Arc::new(App {
             store,
             vault,

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub proxy_connect_timeout: std::time::Duration,
     /// Proxy: how long to wait for the upstream's response head.
     pub proxy_timeout: std::time::Duration,
+    /// PEM certificates trusted for provider TLS besides the public roots
+    /// (providers behind a private CA, such as a self-hosted GitLab).
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 impl ServerConfig {

@@ -108,14 +108,38 @@ impl Resolve for GuardedResolver {
 /// introspect, discovery, verification): short timeouts, no redirects
 /// (a token endpoint that redirects is misconfigured, and following it could
 /// carry credentials elsewhere), and the guarded resolver.
-pub fn control_client(allow_local: bool) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+pub fn control_client(
+    allow_local: bool,
+    extra_roots: &[rustls_pki_types::CertificateDer<'static>],
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    for cert in extra_roots {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_der(cert)?);
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("keyrelay/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver { allow_local }))
         .build()
+}
+
+/// Parses the PEM certificates of an extra-CA file.
+pub fn parse_pem_certs(
+    pem: Option<&[u8]>,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let Some(pem) = pem else {
+        return Ok(Vec::new());
+    };
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the extra CA file is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the extra CA file holds no certificate".into());
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod fake_provider;
 mod oidc;
 mod server;
 mod tcp_proxy;
+mod tls_upstream;
 mod upstream;
 
 pub use connect_driver::{Browser, CallbackResult};
@@ -19,6 +20,7 @@ pub use keyrelay_store::testing::{TestDatabase, postgres_base_url};
 pub use oidc::{OidcClient, OidcOptions, OidcServer};
 pub use server::{Backend, Response, TestServer, TestServerBuilder, free_port};
 pub use tcp_proxy::TcpProxy;
+pub use tls_upstream::TlsUpstream;
 pub use upstream::{
     BODY_KEEP, BodyDigest, FIXED_DATE, RecordedRequest, Upstream, UpstreamResponse, pattern_chunks,
     pattern_iter, pattern_sha256, reexport,

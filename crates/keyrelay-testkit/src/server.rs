@@ -44,9 +44,16 @@ pub struct TestServerBuilder {
     master_keys: Option<MasterKeys>,
     public_rate_per_minute: Option<u32>,
     proxy_timeout: Option<std::time::Duration>,
+    extra_ca_file: Option<std::path::PathBuf>,
 }
 
 impl TestServerBuilder {
+    /// Trust the CA certificates in this PEM file for provider TLS.
+    pub fn extra_ca_file(mut self, path: std::path::PathBuf) -> Self {
+        self.extra_ca_file = Some(path);
+        self
+    }
+
     /// How long the proxy waits for an upstream's response head.
     pub fn proxy_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.proxy_timeout = Some(timeout);
@@ -97,6 +104,7 @@ impl TestServerBuilder {
             proxy_timeout: self
                 .proxy_timeout
                 .unwrap_or(std::time::Duration::from_secs(10)),
+            extra_ca_file: self.extra_ca_file,
         };
         let mut server = TestServer {
             backend: self.backend,
@@ -138,6 +146,7 @@ impl TestServer {
             master_keys: None,
             public_rate_per_minute: None,
             proxy_timeout: None,
+            extra_ca_file: None,
         }
     }
 

@@ -65,6 +65,7 @@ struct FileConfig {
     public_rate_per_minute: Option<u32>,
     proxy_connect_timeout_ms: Option<u64>,
     proxy_timeout_ms: Option<u64>,
+    extra_ca_file: Option<PathBuf>,
 }
 
 /// Where the master keys come from.
@@ -101,6 +102,8 @@ pub struct Settings {
     pub proxy_connect_timeout: std::time::Duration,
     /// Proxy: how long to wait for the upstream's response head.
     pub proxy_timeout: std::time::Duration,
+    /// PEM file of extra CA certificates trusted for provider TLS.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -122,6 +125,7 @@ impl std::fmt::Debug for Settings {
             .field("public_rate_per_minute", &self.public_rate_per_minute)
             .field("proxy_connect_timeout", &self.proxy_connect_timeout)
             .field("proxy_timeout", &self.proxy_timeout)
+            .field("extra_ca_file", &self.extra_ca_file)
             .finish()
     }
 }
@@ -195,6 +199,9 @@ impl Settings {
             proxy_timeout: std::time::Duration::from_millis(
                 file.proxy_timeout_ms.unwrap_or(60_000),
             ),
+            extra_ca_file: std::env::var_os("KEYRELAY_EXTRA_CA_FILE")
+                .map(PathBuf::from)
+                .or(file.extra_ca_file),
         })
     }
 }

@@ -92,6 +92,13 @@ pub async fn build_app(settings: &Settings) -> Result<(Arc<App>, Option<AdminTok
         public_rate_per_minute: settings.public_rate_per_minute,
         proxy_connect_timeout: settings.proxy_connect_timeout,
         proxy_timeout: settings.proxy_timeout,
+        extra_ca_pem: match &settings.extra_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read the extra CA file {}", path.display()))?,
+            ),
+            None => None,
+        },
     };
     let app = App::new(store, vault, catalog, config, admin_hash)
         .map_err(|e| anyhow!("cannot build the HTTP clients for provider calls: {e}"))?;

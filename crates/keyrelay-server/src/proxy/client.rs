@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
 
 use crate::net::is_public;
 
@@ -57,14 +58,29 @@ impl tower::Service<Name> for GuardedDns {
 /// Builds the client. The TLS provider is named explicitly: the binary links
 /// more than one rustls provider (sqlx brings ring), so rustls cannot pick
 /// a process default by itself.
-pub fn build(allow_local: bool, connect_timeout: Duration) -> Result<ProxyClient, rustls::Error> {
+pub fn build(
+    allow_local: bool,
+    connect_timeout: Duration,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<ProxyClient, rustls::Error> {
     let mut http = HttpConnector::new_with_resolver(GuardedDns { allow_local });
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra_roots {
+        roots.add(cert.clone())?;
+    }
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // ALPN (h2, then http/1.1) is set by the builder: HTTP/2 where the
+    // provider offers it over TLS, HTTP/1.1 otherwise.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()

@@ -39,8 +39,12 @@ use crate::services::{auth, providers, refresh};
 /// Bodies up to this size are kept for one retry after a 401.
 const RETRY_BODY_LIMIT: u64 = 64 * 1024;
 
-pub fn client(allow_local: bool, connect_timeout: Duration) -> Result<ProxyClient, rustls::Error> {
-    client::build(allow_local, connect_timeout)
+pub fn client(
+    allow_local: bool,
+    connect_timeout: Duration,
+    extra_roots: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<ProxyClient, rustls::Error> {
+    client::build(allow_local, connect_timeout, extra_roots)
 }
 
 /// The route handler.

@@ -1129,3 +1129,44 @@ async fn streams_200_mib_each_way() {
     assert_eq!(digest.finish(), (SIZE, expected));
     assert_eq!(upstream.count(), 2);
 }
+
+/// Over TLS the proxy offers HTTP/2 by ALPN and uses it where the provider
+/// takes it; the provider's certificate comes from a private CA trusted
+/// through `extra_ca_file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_upstream_over_tls() {
+    let upstream = keyrelay_testkit::TlsUpstream::start().await;
+    let server = TestServer::builder(Backend::Sqlite)
+        .extra_ca_file(upstream.ca_file.clone())
+        .start()
+        .await
+        .unwrap();
+    let (_, key) = server.create_project("h2").await;
+    let created = server
+        .post(
+            "/v1/integrations",
+            &key,
+            serde_json::json!({"key": "tls", "provider": {"auth_mode": "api_key", "api_base_url": upstream.base_url}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let connection = server
+        .post(
+            "/v1/connections",
+            &key,
+            serde_json::json!({"integration": "tls", "user_id": "u", "credentials": {"api_key": "k"}}),
+        )
+        .await;
+    assert_eq!(connection.status, 201, "{}", connection.text);
+    let resp = server
+        .client
+        .get(server.url("/v1/proxy/version-check"))
+        .bearer_auth(&key)
+        .header("Keyrelay-Integration", "tls")
+        .header("Keyrelay-User", "u")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "HTTP/2.0 /version-check");
+}
