@@ -23,6 +23,8 @@ pub struct ServerConfig {
     /// PEM certificates trusted for provider TLS besides the public roots
     /// (providers behind a private CA, such as a self-hosted GitLab).
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// Largest request body the proxy forwards; `None`: no limit.
+    pub proxy_max_body_bytes: Option<u64>,
 }
 
 impl ServerConfig {

@@ -45,9 +45,16 @@ pub struct TestServerBuilder {
     public_rate_per_minute: Option<u32>,
     proxy_timeout: Option<std::time::Duration>,
     extra_ca_file: Option<std::path::PathBuf>,
+    proxy_max_body_bytes: Option<u64>,
 }
 
 impl TestServerBuilder {
+    /// The largest request body the proxy forwards.
+    pub fn proxy_max_body_bytes(mut self, limit: u64) -> Self {
+        self.proxy_max_body_bytes = Some(limit);
+        self
+    }
+
     /// Trust the CA certificates in this PEM file for provider TLS.
     pub fn extra_ca_file(mut self, path: std::path::PathBuf) -> Self {
         self.extra_ca_file = Some(path);
@@ -105,6 +112,7 @@ impl TestServerBuilder {
                 .proxy_timeout
                 .unwrap_or(std::time::Duration::from_secs(10)),
             extra_ca_file: self.extra_ca_file,
+            proxy_max_body_bytes: self.proxy_max_body_bytes,
         };
         let mut server = TestServer {
             backend: self.backend,
@@ -147,6 +155,7 @@ impl TestServer {
             public_rate_per_minute: None,
             proxy_timeout: None,
             extra_ca_file: None,
+            proxy_max_body_bytes: None,
         }
     }
 

@@ -66,6 +66,7 @@ struct FileConfig {
     proxy_connect_timeout_ms: Option<u64>,
     proxy_timeout_ms: Option<u64>,
     extra_ca_file: Option<PathBuf>,
+    proxy_max_body_bytes: Option<u64>,
 }
 
 /// Where the master keys come from.
@@ -104,6 +105,8 @@ pub struct Settings {
     pub proxy_timeout: std::time::Duration,
     /// PEM file of extra CA certificates trusted for provider TLS.
     pub extra_ca_file: Option<PathBuf>,
+    /// Largest request body the proxy forwards (none by default).
+    pub proxy_max_body_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -126,6 +129,7 @@ impl std::fmt::Debug for Settings {
             .field("proxy_connect_timeout", &self.proxy_connect_timeout)
             .field("proxy_timeout", &self.proxy_timeout)
             .field("extra_ca_file", &self.extra_ca_file)
+            .field("proxy_max_body_bytes", &self.proxy_max_body_bytes)
             .finish()
     }
 }
@@ -202,6 +206,7 @@ impl Settings {
             extra_ca_file: std::env::var_os("KEYRELAY_EXTRA_CA_FILE")
                 .map(PathBuf::from)
                 .or(file.extra_ca_file),
+            proxy_max_body_bytes: file.proxy_max_body_bytes,
         })
     }
 }

@@ -92,6 +92,7 @@ pub async fn build_app(settings: &Settings) -> Result<(Arc<App>, Option<AdminTok
         public_rate_per_minute: settings.public_rate_per_minute,
         proxy_connect_timeout: settings.proxy_connect_timeout,
         proxy_timeout: settings.proxy_timeout,
+        proxy_max_body_bytes: settings.proxy_max_body_bytes,
         extra_ca_pem: match &settings.extra_ca_file {
             Some(path) => Some(
                 std::fs::read(path)

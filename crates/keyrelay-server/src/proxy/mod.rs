@@ -218,26 +218,51 @@ enum Outgoing {
     Stream(Body),
 }
 
-async fn prepare_body(headers: &HeaderMap, body: Body) -> Result<Outgoing, ProxyError> {
+async fn prepare_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: Option<u64>,
+) -> Result<Outgoing, ProxyError> {
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    if let Some(limit) = limit {
+        if length.is_some_and(|n| n > limit) {
+            return Err(ProxyError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than this keyrelay forwards ({limit} bytes)"),
+            ));
+        }
+        // A body without a length is cut off at the limit (the upstream
+        // request then fails rather than receiving a truncated body).
+        let limited =
+            http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+        let body = Body::new(limited);
+        return match (length, chunked) {
+            (None, false) => Ok(Outgoing::Kept(Bytes::new())),
+            (Some(n), false) if n <= RETRY_BODY_LIMIT => collect(body).await,
+            _ => Ok(Outgoing::Stream(body)),
+        };
+    }
     match (length, chunked) {
         (None, false) => Ok(Outgoing::Kept(Bytes::new())),
-        (Some(n), false) if n <= RETRY_BODY_LIMIT => {
-            let collected = body.collect().await.map_err(|e| {
-                ProxyError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("the request body could not be read: {e}"),
-                )
-            })?;
-            Ok(Outgoing::Kept(collected.to_bytes()))
-        }
+        (Some(n), false) if n <= RETRY_BODY_LIMIT => collect(body).await,
         _ => Ok(Outgoing::Stream(body)),
     }
+}
+
+async fn collect(body: Body) -> Result<Outgoing, ProxyError> {
+    let collected = body.collect().await.map_err(|e| {
+        ProxyError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the request body could not be read: {e}"),
+        )
+    })?;
+    Ok(Outgoing::Kept(collected.to_bytes()))
 }
 
 async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
@@ -259,7 +284,7 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
         .join(raw_path, parts.uri.query())
         .map_err(ProxyError::target)?;
     let headers = headers::request_headers(parts.headers.clone());
-    let outgoing = prepare_body(&parts.headers, body).await?;
+    let outgoing = prepare_body(&parts.headers, body, app.config.proxy_max_body_bytes).await?;
 
     let (kept, first_body) = match outgoing {
         Outgoing::Kept(bytes) => (Some(bytes.clone()), Body::from(bytes)),

@@ -1170,3 +1170,48 @@ async fn http2_upstream_over_tls() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "HTTP/2.0 /version-check");
 }
+
+/// An operator limit on proxied bodies: a larger Content-Length is refused
+/// with 413 before anything reaches the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_too_large_is_refused_before_sending() {
+    let upstream = keyrelay_testkit::TlsUpstream::start().await;
+    let server = TestServer::builder(Backend::Sqlite)
+        .extra_ca_file(upstream.ca_file.clone())
+        .proxy_max_body_bytes(1024)
+        .start()
+        .await
+        .unwrap();
+    let (_, key) = server.create_project("limit").await;
+    server
+        .post(
+            "/v1/integrations",
+            &key,
+            serde_json::json!({"key": "tls", "provider": {"auth_mode": "api_key", "api_base_url": upstream.base_url}}),
+        )
+        .await;
+    server
+        .post(
+            "/v1/connections",
+            &key,
+            serde_json::json!({"integration": "tls", "user_id": "u", "credentials": {"api_key": "k"}}),
+        )
+        .await;
+    let send = |size: usize| {
+        server
+            .client
+            .post(server.url("/v1/proxy/upload"))
+            .bearer_auth(&key)
+            .header("Keyrelay-Integration", "tls")
+            .header("Keyrelay-User", "u")
+            .body(vec![7u8; size])
+            .send()
+    };
+    let small = send(1024).await.unwrap();
+    assert_eq!(small.status(), 200);
+    let big = send(1025).await.unwrap();
+    assert_eq!(big.status(), 413);
+    assert_eq!(big.headers()["keyrelay-error"], "body_too_large");
+    let body: serde_json::Value = big.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "body_too_large");
+}
