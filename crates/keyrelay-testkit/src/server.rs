@@ -283,6 +283,31 @@ impl TestServer {
         assert_eq!(resp.status, 201, "{}", resp.text);
     }
 
+    /// Runs one statement straight on the server's database (to age or
+    /// tamper with rows the API would never let a test touch), with an
+    /// optional timestamp bound as `$1`.
+    pub async fn raw_sql(&self, sql: &str, time: Option<chrono::DateTime<chrono::Utc>>) {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.db.url).await.unwrap();
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+                if let Some(t) = time {
+                    query = query.bind(t);
+                }
+                query.execute(&mut conn).await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+                if let Some(t) = time {
+                    query = query.bind(t);
+                }
+                query.execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

@@ -41,7 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         // Spans name the method and path only: query strings can carry
         // OAuth codes and states, which must never reach a log.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(app)
 }

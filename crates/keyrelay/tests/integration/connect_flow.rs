@@ -356,29 +356,10 @@ async fn negative_callbacks_store_nothing(backend: Backend) {
 
 /// Moves every pending flow's expiry into the past.
 async fn age_flows(server: &TestServer) {
-    use sqlx::Connection;
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
-    let sql = "UPDATE oauth_states SET expires_at = $1";
-    match server.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&server.db.url)
-                .await
-                .unwrap();
-            sqlx::query(sql)
-                .bind(past)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&server.db.url).await.unwrap();
-            sqlx::query(sql)
-                .bind(past)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
+    server
+        .raw_sql("UPDATE oauth_states SET expires_at = $1", Some(past))
+        .await;
 }
 
 async fn discovery_without_s256_sends_no_pkce(backend: Backend) {
@@ -502,29 +483,10 @@ async fn sessions_refuse_bad_input(backend: Backend) {
 
     // An expired session link is a page, not a redirect.
     let url = new_session(&server, &key, "late").await;
-    use sqlx::Connection;
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
-    let sql = "UPDATE connect_sessions SET expires_at = $1";
-    match server.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&server.db.url)
-                .await
-                .unwrap();
-            sqlx::query(sql)
-                .bind(past)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&server.db.url).await.unwrap();
-            sqlx::query(sql)
-                .bind(past)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
+    server
+        .raw_sql("UPDATE connect_sessions SET expires_at = $1", Some(past))
+        .await;
     let expired = Browser::new().get(&url).await;
     assert_eq!(expired.status(), 410);
     assert_eq!(expired.headers()["cache-control"], "no-store");

@@ -146,18 +146,7 @@ async fn moved_ciphertext_does_not_decrypt(backend: Backend) {
     // Copy the victim's ciphertext into the attacker's row, in the raw database.
     let copy = "UPDATE integrations SET client_secret = \
                 (SELECT client_secret FROM integrations WHERE key = 'victim') WHERE key = 'attacker'";
-    match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&server.db.url)
-                .await
-                .unwrap();
-            sqlx::query(copy).execute(&mut conn).await.unwrap();
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&server.db.url).await.unwrap();
-            sqlx::query(copy).execute(&mut conn).await.unwrap();
-        }
-    }
+    server.raw_sql(copy, None).await;
 
     let moved = integrations::client_secret(server.app(), &project_id, "attacker").await;
     assert!(
