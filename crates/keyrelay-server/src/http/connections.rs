@@ -65,10 +65,16 @@ async fn list(
         limit: q.limit.unwrap_or(50),
     };
     let page = connections::list(&app, &auth.project_id, filter, q.cursor.as_deref()).await?;
+    let labels: std::collections::HashMap<String, Option<String>> =
+        crate::services::integrations::list(&app, &auth.project_id)
+            .await?
+            .into_iter()
+            .map(|v| (v.record.key.clone(), v.provider_label()))
+            .collect();
     let list: Vec<ConnectionJson> = page
         .connections
         .iter()
-        .map(|c| ConnectionJson::new(c, &app))
+        .map(|c| ConnectionJson::new(c, labels.get(&c.integration_key).cloned().flatten()))
         .collect();
     Ok(Json(
         json!({"connections": list, "next_cursor": page.next_cursor}),
@@ -80,8 +86,12 @@ async fn get_one(
     State(app): State<Arc<App>>,
     ApiPath((integration, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (connection, _) = connections::get(&app, &auth.project_id, &integration, &user_id).await?;
-    Ok(Json(json!(ConnectionJson::new(&connection, &app))))
+    let (connection, view) =
+        connections::get(&app, &auth.project_id, &integration, &user_id).await?;
+    Ok(Json(json!(ConnectionJson::new(
+        &connection,
+        view.provider_label()
+    ))))
 }
 
 #[derive(Deserialize)]
@@ -147,7 +157,8 @@ async fn refresh(
 ) -> ApiResult<Json<Value>> {
     let (connection, _) =
         connections::token(&app, &auth.project_id, &integration, &user_id, true).await?;
-    Ok(Json(json!(ConnectionJson::new(&connection, &app))))
+    let label = provider_label(&app, &auth.project_id, &integration).await?;
+    Ok(Json(json!(ConnectionJson::new(&connection, label))))
 }
 
 async fn verify(
@@ -230,5 +241,12 @@ async fn import(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!(ConnectionJson::new(&connection, &app)))))
+    let label = provider_label(&app, &auth.project_id, &connection.integration_key).await?;
+    Ok((status, Json(json!(ConnectionJson::new(&connection, label)))))
+}
+
+async fn provider_label(app: &App, project_id: &str, key: &str) -> ApiResult<Option<String>> {
+    Ok(crate::services::integrations::get(app, project_id, key)
+        .await?
+        .provider_label())
 }

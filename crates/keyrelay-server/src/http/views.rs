@@ -123,11 +123,13 @@ pub struct ConnectionJson {
 }
 
 impl ConnectionJson {
-    pub fn new(c: &keyrelay_store::Connection, _app: &crate::app::App) -> Self {
+    /// `provider`: the integration's catalog name, or its inline
+    /// definition's display name.
+    pub fn new(c: &keyrelay_store::Connection, provider: Option<String>) -> Self {
         ConnectionJson {
             integration: c.integration_key.clone(),
             user_id: c.user_id.clone(),
-            provider: None,
+            provider,
             auth_mode: c.auth_mode.clone(),
             status: c.status.clone(),
             scopes: c.scopes.clone(),

@@ -283,8 +283,8 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
     let uri = base
         .join(raw_path, parts.uri.query())
         .map_err(ProxyError::target)?;
-    let headers = headers::request_headers(parts.headers.clone());
     let outgoing = prepare_body(&parts.headers, body, app.config.proxy_max_body_bytes).await?;
+    let headers = headers::request_headers(parts.headers);
 
     let (kept, first_body) = match outgoing {
         Outgoing::Kept(bytes) => (Some(bytes.clone()), Body::from(bytes)),

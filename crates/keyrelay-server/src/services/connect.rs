@@ -146,12 +146,7 @@ pub struct Started {
 /// depends on the state so that several flows in one browser do not clash.
 fn cookie_name(state: &str) -> String {
     let digest = Sha256::digest(state.as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("kr_flow_{hex}")
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("kr_flow_{}", hex::encode(&digest[..8]))
 }
 
 /// `GET /connect/{token}`: uses up the session and redirects to the provider.
@@ -222,7 +217,7 @@ async fn start_flow(
         .map_err(|e| ServiceError::invalid("integration_misconfigured", e))?;
     let pkce_verifier = pkce.as_ref().map(|p| {
         app.vault.seal(
-            Field::new("oauth_states", &hex_of(&state_hash), "pkce_verifier"),
+            Field::new("oauth_states", &hex::encode(&state_hash), "pkce_verifier"),
             p.verifier.expose_secret().as_bytes(),
         )
     });
@@ -368,7 +363,7 @@ pub async fn finish(app: &App, params: CallbackParams, cookie_header: Option<&st
             "the authorization took too long; start again",
         );
     }
-    match complete(app, &flow, &params, state).await {
+    match complete(app, &flow, &params).await {
         Ok(()) => redirect(
             &flow,
             &[
@@ -387,7 +382,6 @@ async fn complete(
     app: &App,
     flow: &OAuthFlow,
     params: &CallbackParams,
-    state: &str,
 ) -> Result<(), (String, String)> {
     let failed = |e: ServiceError| ("exchange_failed".to_string(), e.to_string());
     let view: IntegrationView = integrations::get(app, &flow.project_id, &flow.integration_key)
@@ -438,7 +432,11 @@ async fn complete(
             let text = app
                 .vault
                 .open_string(
-                    Field::new("oauth_states", &hex_of(&flow.state_hash), "pkce_verifier"),
+                    Field::new(
+                        "oauth_states",
+                        &hex::encode(&flow.state_hash),
+                        "pkce_verifier",
+                    ),
                     sealed,
                 )
                 .await
@@ -447,7 +445,6 @@ async fn complete(
         }
         None => None,
     };
-    let _ = state;
     let tokens = refresh::exchange_code(
         app,
         &view,

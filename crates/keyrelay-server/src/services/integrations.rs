@@ -218,6 +218,17 @@ pub fn view(app: &App, record: Integration) -> ServiceResult<IntegrationView> {
     })
 }
 
+impl IntegrationView {
+    /// How connections name their provider: the catalog name, or the inline
+    /// definition's display name.
+    pub fn provider_label(&self) -> Option<String> {
+        match &self.source {
+            ProviderSource::Catalog(name) => Some(name.clone()),
+            ProviderSource::Inline => self.definition.display_name.clone(),
+        }
+    }
+}
+
 pub async fn get(app: &App, project_id: &str, key: &str) -> ServiceResult<IntegrationView> {
     let record = app
         .store

@@ -122,6 +122,10 @@ async fn full_flow(backend: Backend, options: FakeProviderOptions, with_endpoint
     assert_eq!(connection.status, 200);
     assert_eq!(connection.body["status"], "active");
     assert_eq!(connection.body["user_id"], user);
+    assert_eq!(
+        connection.body["provider"], "Fake",
+        "an inline definition's display name"
+    );
     assert!(
         !connection.text.contains("at-"),
         "no credential in a connection"

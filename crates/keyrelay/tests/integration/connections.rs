@@ -41,6 +41,7 @@ async fn imports_for_each_mode(backend: Backend) {
         .await;
     assert_eq!(api_key.status, 201, "{}", api_key.text);
     assert_eq!(api_key.body["auth_mode"], "api_key");
+    assert_eq!(api_key.body["provider"], "stripe_api_key");
     assert!(!api_key.text.contains("sk_test_IMPORTED"));
     let token = server
         .get("/v1/connections/stripe/shop-1/token", &key)
@@ -336,6 +337,7 @@ async fn listing_filters_and_pages(backend: Backend) {
     );
     let one = server.get("/v1/connections?user_id=user%2F3", &key).await;
     assert_eq!(one.body["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(one.body["connections"][0]["provider"], "stripe_api_key");
     let by_path = server.get("/v1/connections/k/user%2F3", &key).await;
     assert_eq!(by_path.status, 200, "{}", by_path.text);
     assert_eq!(by_path.body["user_id"], "user/3");
