@@ -8,13 +8,15 @@
 //! the entry at once. When an upstream answers 401, the proxy goes to the
 //! database before refreshing, so a newer version written elsewhere wins.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use keyrelay_store::Connection;
 use keyrelay_vault::TokenHash;
 use moka::sync::Cache;
 
+use crate::proxy::stamp::Stamp;
+use crate::proxy::target::Base;
 use crate::services::credentials::Credentials;
 use crate::services::integrations::IntegrationView;
 
@@ -22,14 +24,66 @@ use crate::services::integrations::IntegrationView;
 pub struct Live {
     pub connection: Connection,
     pub creds: Credentials,
+    /// What every request on this connection reuses (target and stamp),
+    /// built on first use.
+    prepared: OnceLock<Arc<Prepared>>,
 }
 
-type ConnectionKey = (String, String, String);
+/// The per-connection work the proxy would otherwise redo on every request.
+pub struct Prepared {
+    /// The integration these were built for: an updated integration is a
+    /// new view, and then they are built again.
+    pub view: Arc<IntegrationView>,
+    /// The provider's `api_base_url` with the connection's placeholders
+    /// filled, parsed and checked.
+    pub base: Base,
+    pub stamp: Stamp,
+}
+
+impl Live {
+    pub fn new(connection: Connection, creds: Credentials) -> Live {
+        Live {
+            connection,
+            creds,
+            prepared: OnceLock::new(),
+        }
+    }
+
+    /// The prepared target and stamp for `view`, built by `build` the first
+    /// time (and kept unless it fails).
+    pub fn prepared<E>(
+        &self,
+        view: &Arc<IntegrationView>,
+        build: impl FnOnce() -> Result<Prepared, E>,
+    ) -> Result<Arc<Prepared>, E> {
+        if let Some(p) = self.prepared.get()
+            && Arc::ptr_eq(&p.view, view)
+        {
+            return Ok(p.clone());
+        }
+        let built = Arc::new(build()?);
+        // A concurrent request may have set it first; both are equal.
+        let _ = self.prepared.set(built.clone());
+        Ok(built)
+    }
+}
+
+/// One allocation per lookup: the three names joined by a byte no name
+/// can contain.
+fn connection_key(project_id: &str, key: &str, user_id: &str) -> String {
+    let mut k = String::with_capacity(project_id.len() + key.len() + user_id.len() + 2);
+    k.push_str(project_id);
+    k.push('\0');
+    k.push_str(key);
+    k.push('\0');
+    k.push_str(user_id);
+    k
+}
 
 pub struct ProxyCache {
     keys: Cache<[u8; 32], String>,
     integrations: Cache<(String, String), Arc<IntegrationView>>,
-    connections: Cache<ConnectionKey, Arc<Live>>,
+    connections: Cache<String, Arc<Live>>,
 }
 
 impl Default for ProxyCache {
@@ -82,24 +136,17 @@ impl ProxyCache {
 
     pub fn connection(&self, project_id: &str, key: &str, user_id: &str) -> Option<Arc<Live>> {
         self.connections
-            .get(&(project_id.to_string(), key.to_string(), user_id.to_string()))
+            .get(&connection_key(project_id, key, user_id))
     }
 
     pub fn put_connection(&self, live: Arc<Live>) {
         let c = &live.connection;
-        let k = (
-            c.project_id.clone(),
-            c.integration_key.clone(),
-            c.user_id.clone(),
-        );
+        let k = connection_key(&c.project_id, &c.integration_key, &c.user_id);
         self.connections.insert(k, live);
     }
 
     pub fn forget_connection(&self, project_id: &str, key: &str, user_id: &str) {
-        self.connections.invalidate(&(
-            project_id.to_string(),
-            key.to_string(),
-            user_id.to_string(),
-        ));
+        self.connections
+            .invalidate(&connection_key(project_id, key, user_id));
     }
 }

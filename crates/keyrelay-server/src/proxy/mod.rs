@@ -30,7 +30,8 @@ pub use error::ProxyError;
 
 use crate::app::App;
 use crate::error::ServiceError;
-use crate::proxy::cache::Live;
+use crate::proxy::cache::{Live, Prepared};
+use crate::proxy::stamp::Stamp;
 use crate::proxy::target::Base;
 use crate::services::credentials::Credentials;
 use crate::services::integrations::{self, IntegrationView};
@@ -137,7 +138,7 @@ async fn live_connection(
             )
         })?;
     let (connection, creds) = refresh::fresh_credentials(app, connection, view, false).await?;
-    let live = Arc::new(Live { connection, creds });
+    let live = Arc::new(Live::new(connection, creds));
     app.proxy_cache.put_connection(live.clone());
     Ok(live)
 }
@@ -161,55 +162,72 @@ fn refreshable(view: &IntegrationView, live: &Live) -> bool {
     }
 }
 
-/// Where this request goes: the provider's base (placeholders filled), or a
-/// `Keyrelay-Base-Url` on one of its allowed hosts.
-fn base_for(
+/// The per-connection target and stamp, built once per cached connection.
+fn prepare(
     app: &App,
-    view: &IntegrationView,
+    view: &Arc<IntegrationView>,
     live: &Live,
-    headers: &HeaderMap,
-) -> Result<Base, ProxyError> {
-    let template = view.definition.api_base_url.as_deref().ok_or_else(|| {
-        ProxyError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "this provider has no api_base_url, so there is nothing to proxy to",
-        )
-    })?;
-    let default = providers::substitute(template, &live.connection.connection_config)?;
-    let base = Base::parse(&default).map_err(ProxyError::target)?;
-    let chosen = match headers.get("keyrelay-base-url") {
-        None => base,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| ProxyError::target("Keyrelay-Base-Url is not valid text"))?;
-            let other = Base::parse(text).map_err(ProxyError::target)?;
-            // The same origin (scheme, host and port), or an allowed host
-            // on its scheme's default port: a port change is another server.
-            let same_origin = other.scheme == base.scheme && other.authority == base.authority;
-            let allowed_host = other.authority == other.host
-                && view
-                    .definition
-                    .allowed_hosts
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case(&other.host));
-            let allowed = same_origin || allowed_host;
-            let scheme_ok = other.scheme == "https" || app.config.allow_local_providers;
-            if !allowed || !scheme_ok || text.contains(['?', '#']) {
-                return Err(ProxyError::target(format!(
-                    "Keyrelay-Base-Url {text:?} is not this provider's API host or one of its allowed_hosts"
-                )));
-            }
-            other
-        }
-    };
+) -> Result<Arc<Prepared>, ProxyError> {
+    live.prepared(view, || {
+        let template = view.definition.api_base_url.as_deref().ok_or_else(|| {
+            ProxyError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "this provider has no api_base_url, so there is nothing to proxy to",
+            )
+        })?;
+        let default = providers::substitute(template, &live.connection.connection_config)?;
+        let base = Base::parse(&default).map_err(ProxyError::target)?;
+        check_destination(app, &base)?;
+        Ok(Prepared {
+            view: view.clone(),
+            base,
+            stamp: stamp::plan(&view.definition, &live.creds)?,
+        })
+    })
+}
+
+/// Refuses a literal local destination unless local providers are allowed
+/// (names are checked again after DNS, by the client's resolver).
+fn check_destination(app: &App, base: &Base) -> Result<(), ProxyError> {
     if !app.config.allow_local_providers {
-        let url = url::Url::parse(&format!("{}://{}/", chosen.scheme, chosen.authority))
+        let url = url::Url::parse(&format!("{}://{}/", base.scheme, base.authority))
             .map_err(|_| ProxyError::target("the API base URL is invalid"))?;
         crate::net::check_url(&url, false).map_err(ProxyError::target)?;
     }
-    Ok(chosen)
+    Ok(())
+}
+
+/// A `Keyrelay-Base-Url`, allowed when it is the provider's own origin or
+/// one of its `allowed_hosts`.
+fn base_override(
+    app: &App,
+    view: &IntegrationView,
+    default: &Base,
+    value: &http::HeaderValue,
+) -> Result<Base, ProxyError> {
+    let text = value
+        .to_str()
+        .map_err(|_| ProxyError::target("Keyrelay-Base-Url is not valid text"))?;
+    let other = Base::parse(text).map_err(ProxyError::target)?;
+    // The same origin (scheme, host and port), or an allowed host on its
+    // scheme's default port: a port change is another server.
+    let same_origin = other.scheme == default.scheme && other.authority == default.authority;
+    let allowed_host = other.authority == other.host
+        && view
+            .definition
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&other.host));
+    let allowed = same_origin || allowed_host;
+    let scheme_ok = other.scheme == "https" || app.config.allow_local_providers;
+    if !allowed || !scheme_ok || text.contains(['?', '#']) {
+        return Err(ProxyError::target(format!(
+            "Keyrelay-Base-Url {text:?} is not this provider's API host or one of its allowed_hosts"
+        )));
+    }
+    check_destination(app, &other)?;
+    Ok(other)
 }
 
 /// What to send as the body: nothing, a kept copy (retryable), or the stream.
@@ -279,58 +297,75 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
         .strip_prefix("/v1/proxy/")
         .unwrap_or_default();
     target::check_path(raw_path).map_err(ProxyError::target)?;
-    let base = base_for(app, &view, &live, &parts.headers)?;
-    let uri = base
-        .join(raw_path, parts.uri.query())
-        .map_err(ProxyError::target)?;
+    let prepared = prepare(app, &view, &live)?;
+    let uri = match parts.headers.get("keyrelay-base-url") {
+        None => prepared.base.join(raw_path, parts.uri.query()),
+        Some(value) => base_override(app, &view, &prepared.base, value)?
+            .join(raw_path, parts.uri.query()),
+    }
+    .map_err(ProxyError::target)?;
     let outgoing = prepare_body(&parts.headers, body, app.config.proxy_max_body_bytes).await?;
     let headers = headers::request_headers(parts.headers);
 
-    let (kept, first_body) = match outgoing {
-        Outgoing::Kept(bytes) => (Some(bytes.clone()), Body::from(bytes)),
-        Outgoing::Stream(body) => (None, body),
+    let bytes = match outgoing {
+        Outgoing::Kept(bytes) => bytes,
+        Outgoing::Stream(body) => {
+            // A streamed body cannot be sent twice: one attempt, as it comes.
+            let response = send(app, &view, &prepared.stamp, parts.method, uri, headers, body);
+            return Ok(into_response(response.await?));
+        }
     };
-    let response = send(app, &view, &live, &parts.method, &uri, &headers, first_body).await?;
-    if response.status() == StatusCode::UNAUTHORIZED
-        && refreshable(&view, &live)
-        && let Some(bytes) = kept
-    {
-        // One refresh shared by everyone who saw this version fail, then one retry.
-        let (connection, creds) =
-            refresh::fresh_credentials(app, live.connection.clone(), &view, true).await?;
-        live = Arc::new(Live { connection, creds });
-        app.proxy_cache.put_connection(live.clone());
-        let retried = send(
-            app,
-            &view,
-            &live,
-            &parts.method,
-            &uri,
-            &headers,
-            Body::from(bytes),
-        )
-        .await?;
-        return Ok(into_response(retried));
+    let retry = refreshable(&view, &live).then(|| (parts.method.clone(), uri.clone(), headers.clone()));
+    let first = send(
+        app,
+        &view,
+        &prepared.stamp,
+        parts.method,
+        uri,
+        headers,
+        Body::from(bytes.clone()),
+    )
+    .await?;
+    if first.status() != StatusCode::UNAUTHORIZED {
+        return Ok(into_response(first));
     }
-    Ok(into_response(response))
+    let Some((method, uri, headers)) = retry else {
+        return Ok(into_response(first));
+    };
+    // One refresh shared by everyone who saw this version fail, then one retry.
+    let (connection, creds) =
+        refresh::fresh_credentials(app, live.connection.clone(), &view, true).await?;
+    live = Arc::new(Live::new(connection, creds));
+    app.proxy_cache.put_connection(live.clone());
+    let prepared = prepare(app, &view, &live)?;
+    let retried = send(
+        app,
+        &view,
+        &prepared.stamp,
+        method,
+        uri,
+        headers,
+        Body::from(bytes),
+    )
+    .await?;
+    Ok(into_response(retried))
 }
 
 async fn send(
     app: &App,
     view: &IntegrationView,
-    live: &Live,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    stamp: &Stamp,
+    method: Method,
+    uri: Uri,
+    mut headers: HeaderMap,
     body: Body,
 ) -> Result<http::Response<hyper::body::Incoming>, ProxyError> {
-    let mut headers = headers.clone();
-    let uri = stamp::stamp(&view.definition, &live.creds, &mut headers, uri.clone())?;
-    let mut request = http::Request::new(body);
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri.clone();
-    *request.headers_mut() = headers;
+    let uri = stamp.apply(&mut headers, uri)?;
     let host = uri.host().unwrap_or_default().to_string();
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
     let key = &view.record.key;
     match tokio::time::timeout(app.config.proxy_timeout, app.proxy_client.request(request)).await {
         Ok(Ok(response)) => Ok(response),

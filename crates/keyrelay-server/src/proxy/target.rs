@@ -85,6 +85,8 @@ pub struct Base {
     pub authority: String,
     pub host: String,
     pub path: String,
+    /// `scheme://authority/path`, what every target starts with.
+    prefix: String,
 }
 
 impl Base {
@@ -105,20 +107,23 @@ impl Base {
             Some(port) => format!("{host}:{port}"),
             None => host.clone(),
         };
+        let scheme = parsed.scheme().to_string();
+        let path = parsed.path().trim_end_matches('/').to_string();
         Ok(Base {
-            scheme: parsed.scheme().to_string(),
+            prefix: format!("{scheme}://{authority}{path}/"),
+            scheme,
             authority,
             host,
-            path: parsed.path().trim_end_matches('/').to_string(),
+            path,
         })
     }
 
     /// The upstream URI for a checked raw path and raw query.
     pub fn join(&self, raw_path: &str, raw_query: Option<&str>) -> Result<Uri, Refusal> {
-        let mut text = format!(
-            "{}://{}{}/{raw_path}",
-            self.scheme, self.authority, self.path
-        );
+        let query_len = raw_query.map_or(0, |q| q.len() + 1);
+        let mut text = String::with_capacity(self.prefix.len() + raw_path.len() + query_len);
+        text.push_str(&self.prefix);
+        text.push_str(raw_path);
         if let Some(query) = raw_query {
             text.push('?');
             text.push_str(query);
@@ -131,7 +136,10 @@ impl Base {
             && uri
                 .authority()
                 .is_some_and(|a| a.as_str().eq_ignore_ascii_case(&self.authority));
-        let under_base = uri.path().starts_with(&format!("{}/", self.path));
+        let under_base = uri
+            .path()
+            .strip_prefix(self.path.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
         if !same_origin || !under_base {
             return Err("the request would leave the provider's API base URL".into());
         }
