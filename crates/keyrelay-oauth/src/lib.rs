@@ -1,5 +1,5 @@
-//! OAuth 2.0 for keyrelay as pure functions: request builders and lenient
-//! response parsers.
+//! OAuth 2.0 and OAuth 1.0a for keyrelay as pure functions: request builders
+//! and lenient response parsers.
 //!
 //! This crate does no I/O. It builds requests (URL, headers, form body) that
 //! the server sends with its own HTTP client, and parses the replies it gets
@@ -23,11 +23,21 @@
 //! - [`token`]: token endpoint requests and client authentication (§2.3, §4, §6);
 //! - [`response`]: the lenient token-response parser (§5.1, §5.2);
 //! - [`revoke`]: revocation (RFC 7009) and introspection (RFC 7662);
-//! - [`discovery`]: authorization server metadata (RFC 8414, OpenID Discovery).
+//! - [`discovery`]: authorization server metadata (RFC 8414, OpenID Discovery);
+//! - [`oauth1`]: OAuth 1.0a (RFC 5849): signatures, the `Authorization`
+//!   header, and the three-legged flow's requests and reply parsers.
+//!
+//! Cargo feature `rsa-sha1` (off by default) enables OAuth 1.0a RSA-SHA1
+//! signing. It pulls in the `rsa` crate, which has an unfixed RustSec
+//! advisory (RUSTSEC-2023-0071, the "Marvin" timing side channel in its
+//! private-key operations), so only builds that need RSA-SHA1 providers
+//! should enable it. Without it, asking for RSA-SHA1 fails with
+//! [`Oauth1Error::RsaSha1Unavailable`].
 
 pub mod authorize;
 pub mod discovery;
 pub mod error;
+pub mod oauth1;
 pub mod pkce;
 pub mod response;
 pub mod revoke;
@@ -38,6 +48,7 @@ mod lenient;
 pub use authorize::{AuthorizationRequest, authorization_url};
 pub use discovery::{ServerMetadata, discovery_urls, parse_metadata};
 pub use error::OAuthError;
+pub use oauth1::{Oauth1Error, Oauth1Signer, SignatureMethod, SignedHeader, SigningParams};
 pub use pkce::{Pkce, new_state, pkce_s256, s256_challenge};
 pub use response::{TokenError, TokenSet, parse_token_response};
 pub use revoke::{Introspection, introspection_request, parse_introspection, revocation_request};

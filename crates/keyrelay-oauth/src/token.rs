@@ -55,8 +55,9 @@ impl Grant<'_> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct FormRequest {
     pub url: String,
-    /// `(name, value)`; always `Content-Type` and `Accept: application/json`,
-    /// plus `Authorization` with `client_secret_basic`.
+    /// `(name, value)`; always `Content-Type`. OAuth 2 requests add `Accept:
+    /// application/json`, and `Authorization` with `client_secret_basic`;
+    /// OAuth 1.0a requests add `Authorization: OAuth …`.
     pub headers: Vec<(&'static str, String)>,
     /// The form-urlencoded body.
     pub body: String,
