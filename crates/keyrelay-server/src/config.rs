@@ -2,6 +2,7 @@
 //! from flags, environment and the config file.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Settings the services and HTTP layer read.
 #[derive(Debug, Clone)]
@@ -25,6 +26,41 @@ pub struct ServerConfig {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Largest request body the proxy forwards; `None`: no limit.
     pub proxy_max_body_bytes: Option<u64>,
+    /// When and how tokens are refreshed.
+    pub refresh: RefreshConfig,
+}
+
+/// The refresh engine's settings.
+#[derive(Debug, Clone)]
+pub struct RefreshConfig {
+    /// Refresh this long before expiry (never more than half a token's
+    /// lifetime).
+    pub margin: Duration,
+    /// Refresh a refresh token unused for this long, so that providers
+    /// whose refresh tokens expire from disuse keep honouring it.
+    pub idle: Duration,
+    /// How long one instance may hold a connection's refresh before others
+    /// may take it over (it must outlast a token call).
+    pub lease: Duration,
+    /// Whether this instance runs the background scheduler.
+    pub scheduler: bool,
+    /// How often the scheduler looks for due connections.
+    pub scheduler_interval: Duration,
+    /// Refreshes the scheduler runs at once.
+    pub scheduler_concurrency: usize,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        RefreshConfig {
+            margin: Duration::from_secs(300),
+            idle: Duration::from_secs(7 * 24 * 3600),
+            lease: Duration::from_secs(30),
+            scheduler: true,
+            scheduler_interval: Duration::from_secs(1),
+            scheduler_concurrency: 32,
+        }
+    }
 }
 
 impl ServerConfig {

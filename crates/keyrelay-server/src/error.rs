@@ -4,7 +4,7 @@
 use keyrelay_store::StoreError;
 use keyrelay_vault::VaultError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
     /// The request is wrong (400).
     #[error("{message}")]

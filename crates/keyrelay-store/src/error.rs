@@ -3,7 +3,7 @@
 //! hit (answer 409), or something else went wrong.
 
 /// An error from a store operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now; the operation may succeed later.
     #[error("the database is unavailable: {0}")]

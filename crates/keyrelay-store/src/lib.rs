@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 pub use error::{StoreError, StoreResult};
 pub use model::{
-    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Integration, OAuthFlow, Project,
-    SecretKeyRecord,
+    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Event, EventFilter, Integration,
+    OAuthFlow, Project, Revocation, SecretKeyRecord,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

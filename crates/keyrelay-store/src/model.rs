@@ -51,6 +51,9 @@ pub struct Integration {
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `{code, message, at}` while the provider refuses the app's own
+    /// credentials (`invalid_client`); cleared by updating the integration.
+    pub problem: Option<serde_json::Value>,
 }
 
 /// A connect session: the link an app hands its end user. Only the SHA-256
@@ -117,6 +120,10 @@ pub struct Connection {
     /// Bumped on every credential write; writers check it so that a slow
     /// writer never overwrites newer credentials.
     pub version: i64,
+    /// When the scheduler should refresh it next (`None`: never).
+    pub next_refresh_at: Option<DateTime<Utc>>,
+    /// Transient refresh failures since the last success (for backoff).
+    pub refresh_failures: i64,
 }
 
 /// Filters and page position for listing connections, newest first.
@@ -128,4 +135,45 @@ pub struct ConnectionFilter {
     /// Continue after this (created_at, id).
     pub after: Option<(DateTime<Utc>, String)>,
     pub limit: i64,
+}
+
+/// One entry of the audit trail. `detail` holds reasons and error codes,
+/// never a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub project_id: String,
+    pub integration_key: String,
+    pub user_id: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Filters and page position for listing events, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub integration_key: Option<String>,
+    pub user_id: Option<String>,
+    pub kind: Option<String>,
+    /// Continue after this (created_at, id).
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
+/// A revocation at the provider waiting to be retried. `tokens` is a vault
+/// ciphertext; the row is deleted once the provider accepts or retries end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub id: String,
+    pub project_id: String,
+    pub integration_id: String,
+    pub integration_key: String,
+    pub user_id: String,
+    pub tokens: Vec<u8>,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
 }

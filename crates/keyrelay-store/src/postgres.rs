@@ -40,4 +40,4 @@ impl PostgresStore {
     }
 }
 
-crate::sql::impl_store_queries!(PostgresStore);
+crate::sql::impl_store_queries!(PostgresStore, sqlx::Postgres);

@@ -81,6 +81,7 @@ pub(crate) struct IntegrationRow {
     scopes: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    problem: Option<String>,
 }
 
 impl IntegrationRow {
@@ -100,8 +101,22 @@ impl IntegrationRow {
             scopes: serde_json::from_str(&self.scopes)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            problem: self
+                .problem
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
         })
     }
+}
+
+/// Unix milliseconds, the form of lease and schedule instants.
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
@@ -211,6 +226,8 @@ pub(crate) struct ConnectionRow {
     refresh_count: i64,
     last_error: Option<String>,
     version: i64,
+    next_refresh_at: Option<i64>,
+    refresh_failures: i64,
 }
 
 impl ConnectionRow {
@@ -237,6 +254,67 @@ impl ConnectionRow {
                 .map(serde_json::from_str)
                 .transpose()?,
             version: self.version,
+            next_refresh_at: self.next_refresh_at.map(from_millis),
+            refresh_failures: self.refresh_failures,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: String,
+    project_id: String,
+    integration_key: String,
+    user_id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    detail: String,
+    created_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    pub(crate) fn into_record(self) -> StoreResult<crate::model::Event> {
+        Ok(crate::model::Event {
+            id: self.id,
+            project_id: self.project_id,
+            integration_key: self.integration_key,
+            user_id: self.user_id,
+            kind: self.kind,
+            detail: serde_json::from_str(&self.detail)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RevocationRow {
+    id: String,
+    project_id: String,
+    integration_id: String,
+    integration_key: String,
+    user_id: String,
+    tokens: Vec<u8>,
+    reason: Option<String>,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl RevocationRow {
+    pub(crate) fn into_record(self) -> StoreResult<crate::model::Revocation> {
+        Ok(crate::model::Revocation {
+            id: self.id,
+            project_id: self.project_id,
+            integration_id: self.integration_id,
+            integration_key: self.integration_key,
+            user_id: self.user_id,
+            tokens: self.tokens,
+            reason: self.reason,
+            attempts: self.attempts,
+            next_attempt_at: from_millis(self.next_attempt_at),
+            last_error: self.last_error,
+            created_at: self.created_at,
         })
     }
 }

@@ -7,7 +7,34 @@
 //! binds them by number), `ON CONFLICT`, `RETURNING`.
 
 macro_rules! impl_store_queries {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Inserts an event with any executor (the pool, or the
+            /// transaction of the write it records).
+            async fn insert_event_in<'e, E>(
+                exec: E,
+                e: &$crate::model::Event,
+            ) -> $crate::error::StoreResult<()>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                sqlx::query(
+                    "INSERT INTO events (id, project_id, integration_key, user_id, type, detail, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&e.id)
+                .bind(&e.project_id)
+                .bind(&e.integration_key)
+                .bind(&e.user_id)
+                .bind(&e.kind)
+                .bind($crate::rows::json(&e.detail)?)
+                .bind(e.created_at)
+                .execute(exec)
+                .await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -226,8 +253,8 @@ macro_rules! impl_store_queries {
                 let provider = i.provider.as_ref().map($crate::rows::json).transpose()?;
                 sqlx::query(
                     "INSERT INTO integrations (id, project_id, key, provider_name, provider, client_id, \
-                     client_secret, scopes, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     client_secret, scopes, created_at, updated_at, problem) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&i.id)
                 .bind(&i.project_id)
@@ -239,6 +266,7 @@ macro_rules! impl_store_queries {
                 .bind($crate::rows::json(&i.scopes)?)
                 .bind(i.created_at)
                 .bind(i.updated_at)
+                .bind(i.problem.as_ref().map($crate::rows::json).transpose()?)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -288,7 +316,8 @@ macro_rules! impl_store_queries {
                 let provider = i.provider.as_ref().map($crate::rows::json).transpose()?;
                 sqlx::query(
                     "UPDATE integrations SET provider_name = $1, provider = $2, client_id = $3, \
-                     client_secret = $4, scopes = $5, updated_at = $6 WHERE id = $7 AND project_id = $8",
+                     client_secret = $4, scopes = $5, updated_at = $6, problem = $9 \
+                     WHERE id = $7 AND project_id = $8",
                 )
                 .bind(&i.provider_name)
                 .bind(provider)
@@ -298,6 +327,7 @@ macro_rules! impl_store_queries {
                 .bind(i.updated_at)
                 .bind(&i.id)
                 .bind(&i.project_id)
+                .bind(i.problem.as_ref().map($crate::rows::json).transpose()?)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -433,8 +463,8 @@ macro_rules! impl_store_queries {
                 sqlx::query(
                     "INSERT INTO connections (id, project_id, integration_id, integration_key, user_id, auth_mode, \
                      status, scopes, expires_at, credentials, connection_config, created_at, updated_at, \
-                     last_refresh_at, refresh_count, last_error, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                     last_refresh_at, refresh_count, last_error, version, next_refresh_at, refresh_failures) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
                 )
                 .bind(&c.id)
                 .bind(&c.project_id)
@@ -453,6 +483,8 @@ macro_rules! impl_store_queries {
                 .bind(c.refresh_count)
                 .bind(c.last_error.as_ref().map($crate::rows::json).transpose()?)
                 .bind(c.version)
+                .bind(c.next_refresh_at.map($crate::rows::millis))
+                .bind(c.refresh_failures)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -479,11 +511,15 @@ macro_rules! impl_store_queries {
                 &self,
                 c: &$crate::model::Connection,
                 expected_version: i64,
+                event: Option<&$crate::model::Event>,
             ) -> $crate::error::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE connections SET status = $1, scopes = $2, expires_at = $3, credentials = $4, \
                      connection_config = $5, updated_at = $6, last_refresh_at = $7, refresh_count = $8, \
-                     last_error = $9, version = version + 1 WHERE id = $10 AND version = $11",
+                     last_error = $9, next_refresh_at = $12, refresh_failures = $13, \
+                     lease_owner = NULL, lease_until = NULL, version = version + 1 \
+                     WHERE id = $10 AND version = $11",
                 )
                 .bind(&c.status)
                 .bind($crate::rows::json(&c.scopes)?)
@@ -496,9 +532,231 @@ macro_rules! impl_store_queries {
                 .bind(c.last_error.as_ref().map($crate::rows::json).transpose()?)
                 .bind(&c.id)
                 .bind(expected_version)
+                .bind(c.next_refresh_at.map($crate::rows::millis))
+                .bind(c.refresh_failures)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if let Some(e) = event {
+                    Self::insert_event_in(&mut *tx, e).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn lease_connection(
+                &self,
+                id: &str,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::error::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
+                     AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
+                )
+                .bind(owner)
+                .bind($crate::rows::millis(until))
+                .bind(id)
+                .bind($crate::rows::millis(now))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_connection_lease(
+                &self,
+                id: &str,
+                owner: &str,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE connections SET lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_owner = $2",
+                )
+                .bind(id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn reschedule_connection(
+                &self,
+                id: &str,
+                owner: &str,
+                next_refresh_at: Option<chrono::DateTime<chrono::Utc>>,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE connections SET next_refresh_at = $1, lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $2 AND lease_owner = $3",
+                )
+                .bind(next_refresh_at.map($crate::rows::millis))
+                .bind(id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn claim_due_connections(
+                &self,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+                limit: i64,
+            ) -> $crate::error::StoreResult<Vec<$crate::model::Connection>> {
+                // The outer condition is checked again on each row as it is
+                // locked, so two instances never claim the same connection.
+                let rows: Vec<$crate::rows::ConnectionRow> = sqlx::query_as(
+                    "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
+                       SELECT id FROM connections WHERE status = 'active' AND next_refresh_at <= $3 \
+                       AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_refresh_at LIMIT $4) \
+                     AND status = 'active' AND (lease_until IS NULL OR lease_until < $3) RETURNING *",
+                )
+                .bind(owner)
+                .bind($crate::rows::millis(until))
+                .bind($crate::rows::millis(now))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                $crate::rows::collect(rows, |r| r.into_record())
+            }
+
+            async fn count_due_connections(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::error::StoreResult<i64> {
+                let row: (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM connections WHERE status = 'active' AND next_refresh_at <= $1",
+                )
+                .bind($crate::rows::millis(now))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.0)
+            }
+
+            async fn set_integration_problem(
+                &self,
+                id: &str,
+                problem: Option<&serde_json::Value>,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query("UPDATE integrations SET problem = $1 WHERE id = $2")
+                    .bind(problem.map($crate::rows::json).transpose()?)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_event(
+                &self,
+                e: &$crate::model::Event,
+            ) -> $crate::error::StoreResult<()> {
+                Self::insert_event_in(&self.pool, e).await
+            }
+
+            async fn list_events(
+                &self,
+                project_id: &str,
+                f: &$crate::model::EventFilter,
+            ) -> $crate::error::StoreResult<Vec<$crate::model::Event>> {
+                let (after_at, after_id) = match &f.after {
+                    Some((at, id)) => (Some(*at), Some(id.clone())),
+                    None => (None, None),
+                };
+                let rows: Vec<$crate::rows::EventRow> = sqlx::query_as(
+                    "SELECT * FROM events WHERE project_id = $1 \
+                     AND ($2 IS NULL OR integration_key = $2) \
+                     AND ($3 IS NULL OR user_id = $3) \
+                     AND ($4 IS NULL OR type = $4) \
+                     AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $7",
+                )
+                .bind(project_id)
+                .bind(&f.integration_key)
+                .bind(&f.user_id)
+                .bind(&f.kind)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(f.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                $crate::rows::collect(rows, |r| r.into_record())
+            }
+
+            async fn insert_revocation(
+                &self,
+                r: &$crate::model::Revocation,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO revocations (id, project_id, integration_id, integration_key, user_id, \
+                     tokens, reason, attempts, next_attempt_at, last_error, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&r.id)
+                .bind(&r.project_id)
+                .bind(&r.integration_id)
+                .bind(&r.integration_key)
+                .bind(&r.user_id)
+                .bind(&r.tokens)
+                .bind(&r.reason)
+                .bind(r.attempts)
+                .bind($crate::rows::millis(r.next_attempt_at))
+                .bind(&r.last_error)
+                .bind(r.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn claim_due_revocations(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+                limit: i64,
+            ) -> $crate::error::StoreResult<Vec<$crate::model::Revocation>> {
+                let rows: Vec<$crate::rows::RevocationRow> = sqlx::query_as(
+                    "UPDATE revocations SET lease_until = $1 WHERE id IN ( \
+                       SELECT id FROM revocations WHERE next_attempt_at <= $2 \
+                       AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3) \
+                     AND (lease_until IS NULL OR lease_until < $2) RETURNING *",
+                )
+                .bind($crate::rows::millis(until))
+                .bind($crate::rows::millis(now))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                $crate::rows::collect(rows, |r| r.into_record())
+            }
+
+            async fn reschedule_revocation(
+                &self,
+                id: &str,
+                attempts: i64,
+                next_attempt_at: chrono::DateTime<chrono::Utc>,
+                last_error: &str,
+            ) -> $crate::error::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE revocations SET attempts = $1, next_attempt_at = $2, last_error = $3, \
+                     lease_until = NULL WHERE id = $4",
+                )
+                .bind(attempts)
+                .bind($crate::rows::millis(next_attempt_at))
+                .bind(last_error)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_revocation(&self, id: &str) -> $crate::error::StoreResult<()> {
+                sqlx::query("DELETE FROM revocations WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn list_connections(

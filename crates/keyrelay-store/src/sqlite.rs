@@ -69,4 +69,4 @@ fn create_private(path: &std::path::Path) -> StoreResult<()> {
     }
 }
 
-crate::sql::impl_store_queries!(SqliteStore);
+crate::sql::impl_store_queries!(SqliteStore, sqlx::Sqlite);

@@ -7,8 +7,8 @@ use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Integration, OAuthFlow, Project,
-    SecretKeyRecord,
+    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Event, EventFilter, Integration,
+    OAuthFlow, Project, Revocation, SecretKeyRecord,
 };
 
 /// Which database a store runs on (for messages and metrics, not for logic).
@@ -105,12 +105,68 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
     ) -> StoreResult<Option<Connection>>;
     /// Writes every mutable field if the stored version is `expected_version`,
-    /// and bumps the version; false when someone else wrote first.
+    /// bumps the version and releases any refresh lease; false when someone
+    /// else wrote first. `event`, when given, is recorded in the same
+    /// transaction.
     async fn update_connection(
         &self,
         connection: &Connection,
         expected_version: i64,
+        event: Option<&Event>,
     ) -> StoreResult<bool>;
+    /// Takes the refresh lease of a connection for `owner` until `until`,
+    /// with one conditional UPDATE: true when nobody else holds a live lease.
+    async fn lease_connection(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Gives the lease back without writing (the refresh did not happen).
+    async fn release_connection_lease(&self, id: &str, owner: &str) -> StoreResult<()>;
+    /// Sets when the scheduler looks at a connection next and gives back
+    /// `owner`'s lease (a claim that did not lead to a write).
+    async fn reschedule_connection(
+        &self,
+        id: &str,
+        owner: &str,
+        next_refresh_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// Leases up to `limit` active connections whose `next_refresh_at` has
+    /// come, earliest first, and returns them.
+    async fn claim_due_connections(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Connection>>;
+    /// How many active connections are due (leased or not).
+    async fn count_due_connections(&self, now: DateTime<Utc>) -> StoreResult<i64>;
+    async fn set_integration_problem(
+        &self,
+        id: &str,
+        problem: Option<&serde_json::Value>,
+    ) -> StoreResult<()>;
+    async fn insert_event(&self, event: &Event) -> StoreResult<()>;
+    async fn list_events(&self, project_id: &str, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+    async fn insert_revocation(&self, revocation: &Revocation) -> StoreResult<()>;
+    /// Leases up to `limit` revocations whose next attempt has come.
+    async fn claim_due_revocations(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Revocation>>;
+    async fn reschedule_revocation(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: DateTime<Utc>,
+        last_error: &str,
+    ) -> StoreResult<()>;
+    async fn delete_revocation(&self, id: &str) -> StoreResult<()>;
     async fn list_connections(
         &self,
         project_id: &str,

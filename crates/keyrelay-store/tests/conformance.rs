@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keyrelay_store::testing::TestDatabase;
 use keyrelay_store::{
-    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Integration, OAuthFlow, Project,
-    SecretKeyRecord, Store, StoreError,
+    ConnectSession, Connection, ConnectionFilter, DataKeyRecord, Event, EventFilter, Integration,
+    OAuthFlow, Project, Revocation, SecretKeyRecord, Store, StoreError,
 };
 use serde_json::json;
 
@@ -58,6 +58,12 @@ conformance!(
     oauth_flows_are_taken_once,
     connections_round_trip_with_version_checks,
     connections_list_filters_and_pages,
+    leases_are_exclusive_until_they_lapse,
+    due_connections_are_claimed_once,
+    updates_record_their_event_atomically,
+    events_list_filters_and_pages,
+    integration_problems_are_set_and_cleared,
+    revocations_are_claimed_rescheduled_and_deleted,
 );
 
 fn t(seconds: i64) -> DateTime<Utc> {
@@ -88,6 +94,7 @@ fn integration(id: &str, project_id: &str, key: &str) -> Integration {
         scopes: vec!["repo".into(), "read:user".into()],
         created_at: t(1),
         updated_at: t(1),
+        problem: None,
     }
 }
 
@@ -412,6 +419,8 @@ fn connection(id: &str, user: &str, at: i64) -> Connection {
         refresh_count: 0,
         last_error: None,
         version: 1,
+        next_refresh_at: None,
+        refresh_failures: 0,
     }
 }
 
@@ -447,9 +456,9 @@ async fn connections_round_trip_with_version_checks(store: &dyn Store) {
     c.last_refresh_at = Some(t(10));
     c.last_error = Some(json!({"code": "x", "message": "y", "at": "z"}));
     c.status = "reauthorization_required".into();
-    assert!(store.update_connection(&c, 1).await.unwrap());
+    assert!(store.update_connection(&c, 1, None).await.unwrap());
     assert!(
-        !store.update_connection(&c, 1).await.unwrap(),
+        !store.update_connection(&c, 1, None).await.unwrap(),
         "a stale writer loses"
     );
     let got = store
@@ -540,6 +549,300 @@ async fn connections_list_filters_and_pages(store: &dyn Store) {
                     ..Default::default()
                 }
             )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn leases_are_exclusive_until_they_lapse(store: &dyn Store) {
+    setup_integration(store).await;
+    let c = connection("con_1", "u1", 0);
+    store.insert_connection(&c).await.unwrap();
+    assert!(
+        store
+            .lease_connection("con_1", "a", t(0), t(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease_connection("con_1", "b", t(10), t(40))
+            .await
+            .unwrap(),
+        "a live lease keeps others out"
+    );
+    assert!(
+        store
+            .lease_connection("con_1", "a", t(10), t(40))
+            .await
+            .unwrap(),
+        "its owner may extend it"
+    );
+    assert!(
+        store
+            .lease_connection("con_1", "b", t(41), t(70))
+            .await
+            .unwrap(),
+        "a lapsed lease can be taken"
+    );
+    store.release_connection_lease("con_1", "a").await.unwrap();
+    assert!(
+        !store
+            .lease_connection("con_1", "c", t(42), t(70))
+            .await
+            .unwrap(),
+        "only the owner releases"
+    );
+    store.release_connection_lease("con_1", "b").await.unwrap();
+    assert!(
+        store
+            .lease_connection("con_1", "c", t(42), t(70))
+            .await
+            .unwrap()
+    );
+    // A write releases the lease.
+    assert!(store.update_connection(&c, 1, None).await.unwrap());
+    assert!(
+        store
+            .lease_connection("con_1", "d", t(43), t(70))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease_connection("missing", "d", t(43), t(70))
+            .await
+            .unwrap()
+    );
+}
+
+async fn due_connections_are_claimed_once(store: &dyn Store) {
+    setup_integration(store).await;
+    for i in 0..5 {
+        let mut c = connection(&format!("con_{i}"), &format!("u{i}"), i);
+        c.next_refresh_at = Some(t(100 + i));
+        if i == 4 {
+            c.status = "reauthorization_required".into();
+        }
+        store.insert_connection(&c).await.unwrap();
+    }
+    let mut none = connection("con_x", "ux", 9);
+    none.next_refresh_at = None;
+    store.insert_connection(&none).await.unwrap();
+
+    assert_eq!(store.count_due_connections(t(102)).await.unwrap(), 3);
+    let first = store
+        .claim_due_connections("a", t(102), t(130), 2)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = first.iter().map(|c| c.id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["con_0", "con_1"], "earliest first, limited");
+    assert_eq!(first[0].next_refresh_at.map(|_| ()), Some(()));
+    let second = store
+        .claim_due_connections("b", t(110), t(140), 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = second.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "leased, dead and unscheduled ones are skipped: {ids:?}"
+    );
+    assert!(ids.contains(&"con_2") && ids.contains(&"con_3"));
+    assert!(
+        !store
+            .lease_connection("con_0", "b", t(111), t(140))
+            .await
+            .unwrap(),
+        "a claim is a lease"
+    );
+    let later = store
+        .claim_due_connections("c", t(131), t(160), 10)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 2, "lapsed claims come back");
+}
+
+fn event(id: &str, user: &str, kind: &str, at: i64) -> Event {
+    Event {
+        id: id.into(),
+        project_id: "prj_a".into(),
+        integration_key: "github".into(),
+        user_id: user.into(),
+        kind: kind.into(),
+        detail: json!({"reason": "test", "n": at}),
+        created_at: t(at),
+    }
+}
+
+async fn updates_record_their_event_atomically(store: &dyn Store) {
+    setup_integration(store).await;
+    let c = connection("con_1", "u1", 0);
+    store.insert_connection(&c).await.unwrap();
+    let e1 = event("evt_1", "u1", "refreshed", 5);
+    assert!(store.update_connection(&c, 1, Some(&e1)).await.unwrap());
+    let e2 = event("evt_2", "u1", "refreshed", 6);
+    assert!(!store.update_connection(&c, 1, Some(&e2)).await.unwrap());
+    let all = store
+        .list_events(
+            "prj_a",
+            &EventFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all, vec![e1], "a lost write records no event");
+}
+
+async fn events_list_filters_and_pages(store: &dyn Store) {
+    setup_integration(store).await;
+    store.insert_project(&project("prj_b", "b")).await.unwrap();
+    for i in 0..6 {
+        let kind = if i % 2 == 0 {
+            "refreshed"
+        } else {
+            "refresh_failed"
+        };
+        store
+            .insert_event(&event(&format!("evt_{i}"), &format!("u{}", i % 3), kind, i))
+            .await
+            .unwrap();
+    }
+    let mut other = event("evt_b", "u0", "refreshed", 1);
+    other.project_id = "prj_b".into();
+    store.insert_event(&other).await.unwrap();
+
+    let f = |kind: Option<&str>, user: Option<&str>, limit| EventFilter {
+        integration_key: Some("github".into()),
+        user_id: user.map(Into::into),
+        kind: kind.map(Into::into),
+        after: None,
+        limit,
+    };
+    let ids = |v: Vec<Event>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .list_events("prj_a", &f(None, None, 10))
+            .await
+            .unwrap()),
+        ["evt_5", "evt_4", "evt_3", "evt_2", "evt_1", "evt_0"]
+    );
+    assert_eq!(
+        ids(store
+            .list_events("prj_a", &f(Some("refreshed"), None, 10))
+            .await
+            .unwrap()),
+        ["evt_4", "evt_2", "evt_0"]
+    );
+    assert_eq!(
+        ids(store
+            .list_events("prj_a", &f(None, Some("u1"), 10))
+            .await
+            .unwrap()),
+        ["evt_4", "evt_1"]
+    );
+    let page = store.list_events("prj_a", &f(None, None, 2)).await.unwrap();
+    let last = page.last().unwrap();
+    let mut next = f(None, None, 10);
+    next.after = Some((last.created_at, last.id.clone()));
+    assert_eq!(
+        ids(store.list_events("prj_a", &next).await.unwrap()),
+        ["evt_3", "evt_2", "evt_1", "evt_0"]
+    );
+    assert_eq!(
+        ids(store
+            .list_events("prj_b", &f(None, None, 10))
+            .await
+            .unwrap()),
+        ["evt_b"]
+    );
+}
+
+async fn integration_problems_are_set_and_cleared(store: &dyn Store) {
+    setup_integration(store).await;
+    let problem = json!({"code": "invalid_client", "message": "m", "at": "t"});
+    store
+        .set_integration_problem("int_a", Some(&problem))
+        .await
+        .unwrap();
+    let got = store
+        .get_integration("prj_a", "github")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.problem, Some(problem));
+    let mut cleared = got.clone();
+    cleared.problem = None;
+    store.update_integration(&cleared).await.unwrap();
+    let got = store
+        .get_integration("prj_a", "github")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.problem, None);
+}
+
+async fn revocations_are_claimed_rescheduled_and_deleted(store: &dyn Store) {
+    setup_integration(store).await;
+    let r = Revocation {
+        id: "rev_1".into(),
+        project_id: "prj_a".into(),
+        integration_id: "int_a".into(),
+        integration_key: "github".into(),
+        user_id: "u1".into(),
+        tokens: vec![0xAB; 40],
+        reason: Some("user left".into()),
+        attempts: 1,
+        next_attempt_at: t(100),
+        last_error: Some("503".into()),
+        created_at: t(0),
+    };
+    store.insert_revocation(&r).await.unwrap();
+    assert!(
+        store
+            .claim_due_revocations(t(99), t(130), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = store
+        .claim_due_revocations(t(100), t(130), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![r.clone()]);
+    assert!(
+        store
+            .claim_due_revocations(t(101), t(130), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed once"
+    );
+    store
+        .reschedule_revocation("rev_1", 2, t(200), "network")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due_revocations(t(150), t(180), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_due_revocations(t(200), t(230), 10)
+        .await
+        .unwrap();
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].last_error.as_deref(), Some("network"));
+    store.delete_revocation("rev_1").await.unwrap();
+    assert!(
+        store
+            .claim_due_revocations(t(999), t(1030), 10)
             .await
             .unwrap()
             .is_empty()

@@ -31,6 +31,24 @@ pub enum TokenMode {
     ErrorIn200,
     /// `{"error": "invalid_grant"}` with status 400.
     Error400,
+    /// `{"error": "invalid_client"}` with status 401, as when the app's
+    /// client secret was rotated at the provider.
+    InvalidClient,
+    /// 503 with `Retry-After: 1`.
+    Unavailable,
+    /// 429 with `Retry-After: 2`.
+    RateLimited,
+}
+
+/// How the revocation endpoint (RFC 7009) answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationMode {
+    /// No revocation endpoint at all (404, and none in discovery).
+    Absent,
+    /// Revokes and answers 200.
+    Ok,
+    /// 503, to exercise keyrelay's retry queue.
+    Unavailable,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +67,10 @@ pub struct FakeProviderOptions {
     pub expires_in: u64,
     /// Serve discovery metadata at /.well-known/openid-configuration.
     pub discovery: bool,
+    /// How long the token endpoint takes to answer (a slow provider widens
+    /// races).
+    pub token_delay: std::time::Duration,
+    pub revocation: RevocationMode,
 }
 
 impl Default for FakeProviderOptions {
@@ -63,6 +85,8 @@ impl Default for FakeProviderOptions {
             token_mode: TokenMode::Json,
             expires_in: 3600,
             discovery: true,
+            token_delay: std::time::Duration::ZERO,
+            revocation: RevocationMode::Ok,
         }
     }
 }
@@ -81,7 +105,17 @@ struct Shared {
     token_calls: usize,
     refresh_calls: usize,
     client_credentials_calls: usize,
-    refresh_tokens: HashMap<String, bool>,
+    /// Refresh token -> (its grant, still unused). Rotation: each refresh
+    /// spends the token; spending one twice revokes the whole grant, as
+    /// real providers do when they detect reuse.
+    refresh_tokens: HashMap<String, (u64, bool)>,
+    /// Access token -> (its grant, when it expires).
+    access_tokens: HashMap<String, (u64, std::time::Instant)>,
+    revoked_grants: std::collections::HashSet<u64>,
+    next_grant: u64,
+    /// Tokens revoked through the revocation endpoint, with their hint.
+    revoked: Vec<(String, String)>,
+    revocation_calls: usize,
     /// The last authorization request's query, for assertions.
     last_authorize: HashMap<String, String>,
 }
@@ -115,6 +149,7 @@ impl FakeProvider {
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .route("/introspect", post(introspect))
+            .route("/revoke", post(revoke))
             .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -160,6 +195,40 @@ impl FakeProvider {
         self.inner.shared.lock().unwrap().token_calls
     }
 
+    /// Refresh-token grants received (successful or not).
+    pub fn refresh_calls(&self) -> usize {
+        self.inner.shared.lock().unwrap().refresh_calls
+    }
+
+    /// (token, token_type_hint) of every revocation received.
+    pub fn revoked(&self) -> Vec<(String, String)> {
+        self.inner.shared.lock().unwrap().revoked.clone()
+    }
+
+    pub fn revocation_calls(&self) -> usize {
+        self.inner.shared.lock().unwrap().revocation_calls
+    }
+
+    /// Whether the provider still honours this access token.
+    pub fn access_token_active(&self, token: &str) -> bool {
+        token_active(&self.inner.shared.lock().unwrap(), token)
+    }
+
+    /// Whether the provider still honours this refresh token.
+    pub fn refresh_token_active(&self, token: &str) -> bool {
+        let shared = self.inner.shared.lock().unwrap();
+        shared
+            .refresh_tokens
+            .get(token)
+            .is_some_and(|(g, unused)| *unused && !shared.revoked_grants.contains(g))
+    }
+
+    /// How many grants the provider revoked because a refresh token was
+    /// used twice (or revoked).
+    pub fn revoked_grants(&self) -> usize {
+        self.inner.shared.lock().unwrap().revoked_grants.len()
+    }
+
     pub fn client_credentials_calls(&self) -> usize {
         self.inner.shared.lock().unwrap().client_credentials_calls
     }
@@ -190,6 +259,7 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         "token_endpoint": format!("{i}/token"),
         "introspection_endpoint": format!("{i}/introspect"),
         "userinfo_endpoint": format!("{i}/userinfo"),
+        "revocation_endpoint": (o.revocation != RevocationMode::Absent).then(|| format!("{i}/revoke")),
         "code_challenge_methods_supported": if o.require_pkce { json!(["S256"]) } else { json!([]) },
         "token_endpoint_auth_methods_supported": [o.auth_method],
         "authorization_response_iss_parameter_supported": o.iss.is_some(),
@@ -296,6 +366,12 @@ async fn token(
 ) -> Response {
     let o = inner.options.lock().unwrap().clone();
     inner.shared.lock().unwrap().token_calls += 1;
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        inner.shared.lock().unwrap().refresh_calls += 1;
+    }
+    if !o.token_delay.is_zero() {
+        tokio::time::sleep(o.token_delay).await;
+    }
     if !client_ok(&o, &headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
@@ -303,9 +379,27 @@ async fn token(
         TokenMode::Garbage => return (StatusCode::OK, "<html>Oops</html>").into_response(),
         TokenMode::ErrorIn200 => return oauth_error(StatusCode::OK, "invalid_grant"),
         TokenMode::Error400 => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant"),
+        TokenMode::InvalidClient => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client"),
+        TokenMode::Unavailable => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "1")],
+                "down for maintenance",
+            )
+                .into_response();
+        }
+        TokenMode::RateLimited => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "2")],
+                Json(json!({"error": "slow_down"})),
+            )
+                .into_response();
+        }
         _ => {}
     }
     let mut shared = inner.shared.lock().unwrap();
+    let mut grant_id = None;
     let scope = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(grant) = form.get("code").and_then(|c| shared.codes.remove(c)) else {
@@ -324,18 +418,27 @@ async fn token(
                     return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
                 }
             }
+            shared.next_grant += 1;
+            grant_id = Some(shared.next_grant);
             grant.scope
         }
         Some("refresh_token") => {
-            shared.refresh_calls += 1;
             let Some(rt) = form.get("refresh_token") else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
             };
-            match shared.refresh_tokens.get(rt) {
-                Some(true) => {}
-                _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant"),
+            let Some(&(g, unused)) = shared.refresh_tokens.get(rt) else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            };
+            if shared.revoked_grants.contains(&g) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
-            shared.refresh_tokens.insert(rt.clone(), false);
+            if !unused {
+                // Reuse of a rotated refresh token: someone has a copy.
+                shared.revoked_grants.insert(g);
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            shared.refresh_tokens.insert(rt.clone(), (g, false));
+            grant_id = Some(g);
             String::new()
         }
         Some("client_credentials") => {
@@ -347,7 +450,15 @@ async fn token(
     let access = format!("at-{}", random());
     let refresh = format!("rt-{}", random());
     shared.issued.push(access.clone());
-    shared.refresh_tokens.insert(refresh.clone(), true);
+    let g = grant_id.unwrap_or_else(|| {
+        shared.next_grant += 1;
+        shared.next_grant
+    });
+    let lifetime = std::time::Duration::from_secs(o.expires_in.max(1));
+    shared
+        .access_tokens
+        .insert(access.clone(), (g, std::time::Instant::now() + lifetime));
+    shared.refresh_tokens.insert(refresh.clone(), (g, true));
     if o.token_mode == TokenMode::Form {
         let body = format!(
             "access_token={access}&refresh_token={refresh}&expires_in={}&scope={}&token_type=bearer",
@@ -378,7 +489,46 @@ fn bearer_ok(inner: &Inner, headers: &HeaderMap) -> bool {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    token.is_some_and(|t| inner.shared.lock().unwrap().issued.iter().any(|i| i == t))
+    token.is_some_and(|t| token_active(&inner.shared.lock().unwrap(), t))
+}
+
+/// Issued here, not expired, its grant not revoked.
+fn token_active(shared: &Shared, token: &str) -> bool {
+    shared.access_tokens.get(token).is_some_and(|(g, until)| {
+        *until > std::time::Instant::now() && !shared.revoked_grants.contains(g)
+    })
+}
+
+async fn revoke(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let o = inner.options.lock().unwrap().clone();
+    inner.shared.lock().unwrap().revocation_calls += 1;
+    match o.revocation {
+        RevocationMode::Absent => return StatusCode::NOT_FOUND.into_response(),
+        RevocationMode::Unavailable => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
+        }
+        RevocationMode::Ok => {}
+    }
+    if !client_ok(&o, &headers, &form) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let Some(token) = form.get("token") else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let hint = form.get("token_type_hint").cloned().unwrap_or_default();
+    let mut shared = inner.shared.lock().unwrap();
+    shared.revoked.push((token.clone(), hint));
+    // Revoking a refresh token ends the grant; an access token just itself.
+    if let Some(&(g, _)) = shared.refresh_tokens.get(token) {
+        shared.revoked_grants.insert(g);
+    }
+    shared.access_tokens.remove(token);
+    // RFC 7009 §2.2: 200 whether or not the token was valid.
+    StatusCode::OK.into_response()
 }
 
 async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
@@ -400,6 +550,6 @@ async fn introspect(
     }
     let active = form
         .get("token")
-        .is_some_and(|t| inner.shared.lock().unwrap().issued.iter().any(|i| i == t));
+        .is_some_and(|t| token_active(&inner.shared.lock().unwrap(), t));
     Json(json!({"active": active})).into_response()
 }

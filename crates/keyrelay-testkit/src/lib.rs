@@ -15,7 +15,7 @@ mod tls_upstream;
 mod upstream;
 
 pub use connect_driver::{Browser, CallbackResult};
-pub use fake_provider::{FakeProvider, FakeProviderOptions, TokenMode};
+pub use fake_provider::{FakeProvider, FakeProviderOptions, RevocationMode, TokenMode};
 pub use keyrelay_store::testing::{TestDatabase, postgres_base_url};
 pub use oidc::{OidcClient, OidcOptions, OidcServer};
 pub use server::{Backend, Response, TestServer, TestServerBuilder, free_port};

@@ -46,9 +46,18 @@ pub struct TestServerBuilder {
     proxy_timeout: Option<std::time::Duration>,
     extra_ca_file: Option<std::path::PathBuf>,
     proxy_max_body_bytes: Option<u64>,
+    refresh: Option<keyrelay_server::config::RefreshConfig>,
 }
 
 impl TestServerBuilder {
+    /// The refresh engine's settings. Test servers run without the
+    /// background scheduler unless these turn it on, so that a test sees
+    /// only the refreshes it causes.
+    pub fn refresh(mut self, refresh: keyrelay_server::config::RefreshConfig) -> Self {
+        self.refresh = Some(refresh);
+        self
+    }
+
     /// The largest request body the proxy forwards.
     pub fn proxy_max_body_bytes(mut self, limit: u64) -> Self {
         self.proxy_max_body_bytes = Some(limit);
@@ -113,6 +122,12 @@ impl TestServerBuilder {
                 .unwrap_or(std::time::Duration::from_secs(10)),
             extra_ca_file: self.extra_ca_file,
             proxy_max_body_bytes: self.proxy_max_body_bytes,
+            refresh: self
+                .refresh
+                .unwrap_or_else(|| keyrelay_server::config::RefreshConfig {
+                    scheduler: false,
+                    ..Default::default()
+                }),
         };
         let mut server = TestServer {
             backend: self.backend,
@@ -156,6 +171,7 @@ impl TestServer {
             proxy_timeout: None,
             extra_ca_file: None,
             proxy_max_body_bytes: None,
+            refresh: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! these messages end up in logs and HTTP responses.
 
 /// Everything that can go wrong while handling keys and ciphertexts.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VaultError {
     /// A configured master key could not be parsed; the message says why.
     #[error("{0}")]

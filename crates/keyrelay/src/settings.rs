@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use keyrelay_server::config::RefreshConfig;
 use keyrelay_vault::{AdminToken, MasterKey};
 use serde::Deserialize;
 
@@ -67,6 +68,12 @@ struct FileConfig {
     proxy_timeout_ms: Option<u64>,
     extra_ca_file: Option<PathBuf>,
     proxy_max_body_bytes: Option<u64>,
+    refresh_margin_seconds: Option<u64>,
+    refresh_idle_seconds: Option<u64>,
+    refresh_lease_seconds: Option<u64>,
+    scheduler: Option<bool>,
+    scheduler_interval_ms: Option<u64>,
+    scheduler_concurrency: Option<usize>,
 }
 
 /// Where the master keys come from.
@@ -107,6 +114,8 @@ pub struct Settings {
     pub extra_ca_file: Option<PathBuf>,
     /// Largest request body the proxy forwards (none by default).
     pub proxy_max_body_bytes: Option<u64>,
+    /// The refresh engine and its scheduler.
+    pub refresh: RefreshConfig,
 }
 
 impl std::fmt::Debug for Settings {
@@ -128,6 +137,7 @@ impl std::fmt::Debug for Settings {
             .field("public_rate_per_minute", &self.public_rate_per_minute)
             .field("proxy_connect_timeout", &self.proxy_connect_timeout)
             .field("proxy_timeout", &self.proxy_timeout)
+            .field("refresh", &self.refresh)
             .field("extra_ca_file", &self.extra_ca_file)
             .field("proxy_max_body_bytes", &self.proxy_max_body_bytes)
             .finish()
@@ -144,6 +154,7 @@ impl Settings {
             Some(path) => read_config_file(path)?,
             None => FileConfig::default(),
         };
+        let refresh = refresh_config(&file)?;
         let listen_text = pick(args.listen.clone(), file.listen, DEFAULT_LISTEN.to_string());
         let listen: SocketAddr = listen_text.parse().with_context(|| {
             format!("listen: {listen_text:?} is not an address such as 127.0.0.1:8844")
@@ -207,8 +218,33 @@ impl Settings {
                 .map(PathBuf::from)
                 .or(file.extra_ca_file),
             proxy_max_body_bytes: file.proxy_max_body_bytes,
+            refresh,
         })
     }
+}
+
+/// The refresh settings from the file, over the defaults.
+fn refresh_config(file: &FileConfig) -> Result<RefreshConfig> {
+    let d = RefreshConfig::default();
+    let secs = std::time::Duration::from_secs;
+    let cfg = RefreshConfig {
+        margin: file.refresh_margin_seconds.map_or(d.margin, secs),
+        idle: file.refresh_idle_seconds.map_or(d.idle, secs),
+        lease: file.refresh_lease_seconds.map_or(d.lease, secs),
+        scheduler: file.scheduler.unwrap_or(d.scheduler),
+        scheduler_interval: file
+            .scheduler_interval_ms
+            .map_or(d.scheduler_interval, std::time::Duration::from_millis),
+        scheduler_concurrency: file
+            .scheduler_concurrency
+            .unwrap_or(d.scheduler_concurrency),
+    };
+    if cfg.lease.is_zero() || cfg.scheduler_interval.is_zero() || cfg.scheduler_concurrency == 0 {
+        bail!(
+            "refresh_lease_seconds, scheduler_interval_ms and scheduler_concurrency must be greater than 0"
+        );
+    }
+    Ok(cfg)
 }
 
 fn pick<T>(flag_or_env: Option<T>, file: Option<T>, default: T) -> T {

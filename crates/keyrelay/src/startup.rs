@@ -93,6 +93,7 @@ pub async fn build_app(settings: &Settings) -> Result<(Arc<App>, Option<AdminTok
         proxy_connect_timeout: settings.proxy_connect_timeout,
         proxy_timeout: settings.proxy_timeout,
         proxy_max_body_bytes: settings.proxy_max_body_bytes,
+        refresh: settings.refresh.clone(),
         extra_ca_pem: match &settings.extra_ca_file {
             Some(path) => Some(
                 std::fs::read(path)
@@ -145,9 +146,22 @@ pub async fn start(settings: &Settings) -> Result<Running> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(keyrelay_server::http::serve(listener, app.clone(), async {
+    // The scheduler runs beside the server and stops with it.
+    let scheduler = app
+        .config
+        .refresh
+        .scheduler
+        .then(|| tokio::spawn(keyrelay_server::services::scheduler::run(app.clone())));
+    let serving = keyrelay_server::http::serve(listener, app.clone(), async {
         let _ = stopped.await;
-    }));
+    });
+    let task = tokio::spawn(async move {
+        let result = serving.await;
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
+        result
+    });
     Ok(Running {
         addr,
         app,

@@ -17,6 +17,7 @@ use crate::http::extract::{ApiJson, ApiPath, ProjectAuth};
 use crate::http::views::{ConnectionJson, timestamp};
 use crate::services::connections::{self, ImportedCredentials};
 use crate::services::credentials::Credentials;
+use crate::services::revoke::{self, Revoked};
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -139,7 +140,7 @@ async fn token(
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request("invalid_request", format!("bad query: {}", e.body_text()))
     })?;
-    let (connection, creds) = connections::token(
+    let live = connections::token(
         &app,
         &auth.project_id,
         &integration,
@@ -147,7 +148,7 @@ async fn token(
         q.force_refresh,
     )
     .await?;
-    Ok(Json(credentials_json(&creds, &connection.scopes)))
+    Ok(Json(credentials_json(&live.creds, &live.connection.scopes)))
 }
 
 async fn refresh(
@@ -155,10 +156,9 @@ async fn refresh(
     State(app): State<Arc<App>>,
     ApiPath((integration, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (connection, _) =
-        connections::token(&app, &auth.project_id, &integration, &user_id, true).await?;
+    let live = connections::token(&app, &auth.project_id, &integration, &user_id, true).await?;
     let label = provider_label(&app, &auth.project_id, &integration).await?;
-    Ok(Json(json!(ConnectionJson::new(&connection, label))))
+    Ok(Json(json!(ConnectionJson::new(&live.connection, label))))
 }
 
 async fn verify(
@@ -174,15 +174,37 @@ async fn verify(
     })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    reason: Option<String>,
+}
+
 async fn delete(
     auth: ProjectAuth,
     State(app): State<Arc<App>>,
     ApiPath((integration, user_id)): ApiPath<(String, String)>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    connections::delete(&app, &auth.project_id, &integration, &user_id).await?;
-    // Revocation at the provider arrives with the refresh engine; until
-    // then nothing is sent to the provider.
-    Ok(Json(json!({"deleted": true, "revoked_at_provider": false})))
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request("invalid_request", format!("bad query: {}", e.body_text()))
+    })?;
+    if q.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "reason: at most 500 characters",
+        ));
+    }
+    let revoked =
+        revoke::delete_connection(&app, &auth.project_id, &integration, &user_id, q.reason).await?;
+    let at_provider = match revoked {
+        Revoked::Yes => json!(true),
+        Revoked::No => json!(false),
+        Revoked::NotSupported => json!("not_supported"),
+    };
+    Ok(Json(
+        json!({"deleted": true, "revoked_at_provider": at_provider}),
+    ))
 }
 
 #[derive(Deserialize, Default)]

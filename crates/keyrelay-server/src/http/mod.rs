@@ -4,6 +4,7 @@ mod admin;
 mod connect;
 mod connections;
 mod error;
+mod events;
 mod extract;
 mod health;
 mod project;
@@ -43,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(project::routes())
         .merge(connect::routes())
         .merge(connections::routes())
+        .merge(events::routes())
         .route("/v1/proxy/{*path}", axum::routing::any(crate::proxy::handle))
         .route("/v1/proxy/", axum::routing::any(crate::proxy::handle))
         .fallback(not_found)
@@ -124,7 +126,8 @@ struct Front {
     peer: ConnectInfo<SocketAddr>,
 }
 
-type FrontFuture = Either<BoxFuture<'static, Result<Response, Infallible>>, RouteFuture<Infallible>>;
+type FrontFuture =
+    Either<BoxFuture<'static, Result<Response, Infallible>>, RouteFuture<Infallible>>;
 
 impl Service<Request<Body>> for Front {
     type Response = Response;

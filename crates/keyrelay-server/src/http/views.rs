@@ -66,6 +66,10 @@ pub struct IntegrationJson {
     pub callback_url: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// `misconfigured` while the provider refuses the app's client
+    /// credentials (`problem` says how), else `ok`.
+    pub status: &'static str,
+    pub problem: Option<Value>,
 }
 
 impl IntegrationJson {
@@ -91,6 +95,12 @@ impl IntegrationJson {
             callback_url,
             created_at: timestamp(view.record.created_at),
             updated_at: timestamp(view.record.updated_at),
+            status: if view.record.problem.is_some() {
+                "misconfigured"
+            } else {
+                "ok"
+            },
+            problem: view.record.problem.clone(),
         }
     }
 }

@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use http_body_util::BodyExt;
-use keyrelay_catalog::AuthMode;
 use keyrelay_vault::TokenHash;
 
 pub use client::ProxyClient;
@@ -33,9 +32,9 @@ use crate::error::ServiceError;
 use crate::proxy::cache::{Live, Prepared};
 use crate::proxy::stamp::Stamp;
 use crate::proxy::target::Base;
-use crate::services::credentials::Credentials;
 use crate::services::integrations::{self, IntegrationView};
-use crate::services::{auth, providers, refresh};
+use crate::services::refresh::{self, Trigger};
+use crate::services::{auth, providers};
 
 /// Bodies up to this size are kept for one retry after a 401.
 const RETRY_BODY_LIMIT: u64 = 64 * 1024;
@@ -120,7 +119,7 @@ async fn live_connection(
 ) -> Result<Arc<Live>, ProxyError> {
     let (project_id, key) = (&view.record.project_id, &view.record.key);
     if let Some(live) = app.proxy_cache.connection(project_id, key, user_id)
-        && !refresh::needs_refresh(live.creds.expires_at(), chrono::Utc::now())
+        && !refresh::due_for_use(app, &live)
     {
         check_status(&live)?;
         return Ok(live);
@@ -137,8 +136,7 @@ async fn live_connection(
                 format!("integration {key:?} has no connection for user {user_id:?}"),
             )
         })?;
-    let (connection, creds) = refresh::fresh_credentials(app, connection, view, false).await?;
-    let live = Arc::new(Live::new(connection, creds));
+    let live = refresh::fresh_credentials(app, connection, view, Trigger::Use).await?;
     app.proxy_cache.put_connection(live.clone());
     Ok(live)
 }
@@ -152,14 +150,6 @@ fn check_status(live: &Live) -> Result<(), ProxyError> {
         ));
     }
     Ok(())
-}
-
-fn refreshable(view: &IntegrationView, live: &Live) -> bool {
-    match (&live.creds, view.definition.auth_mode) {
-        (_, AuthMode::OAuth2ClientCredentials) => true,
-        (Credentials::OAuth2 { refresh_token, .. }, _) => refresh_token.is_some(),
-        _ => false,
-    }
 }
 
 /// The per-connection target and stamp, built once per cached connection.
@@ -300,8 +290,9 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
     let prepared = prepare(app, &view, &live)?;
     let uri = match parts.headers.get("keyrelay-base-url") {
         None => prepared.base.join(raw_path, parts.uri.query()),
-        Some(value) => base_override(app, &view, &prepared.base, value)?
-            .join(raw_path, parts.uri.query()),
+        Some(value) => {
+            base_override(app, &view, &prepared.base, value)?.join(raw_path, parts.uri.query())
+        }
     }
     .map_err(ProxyError::target)?;
     let outgoing = prepare_body(&parts.headers, body, app.config.proxy_max_body_bytes).await?;
@@ -311,11 +302,20 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
         Outgoing::Kept(bytes) => bytes,
         Outgoing::Stream(body) => {
             // A streamed body cannot be sent twice: one attempt, as it comes.
-            let response = send(app, &view, &prepared.stamp, parts.method, uri, headers, body);
+            let response = send(
+                app,
+                &view,
+                &prepared.stamp,
+                parts.method,
+                uri,
+                headers,
+                body,
+            );
             return Ok(into_response(response.await?));
         }
     };
-    let retry = refreshable(&view, &live).then(|| (parts.method.clone(), uri.clone(), headers.clone()));
+    let retry = refresh::refreshable(&view, &live.creds)
+        .then(|| (parts.method.clone(), uri.clone(), headers.clone()));
     let first = send(
         app,
         &view,
@@ -333,9 +333,8 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
         return Ok(into_response(first));
     };
     // One refresh shared by everyone who saw this version fail, then one retry.
-    let (connection, creds) =
-        refresh::fresh_credentials(app, live.connection.clone(), &view, true).await?;
-    live = Arc::new(Live::new(connection, creds));
+    live =
+        refresh::fresh_credentials(app, live.connection.clone(), &view, Trigger::Rejected).await?;
     app.proxy_cache.put_connection(live.clone());
     let prepared = prepare(app, &view, &live)?;
     let retried = send(

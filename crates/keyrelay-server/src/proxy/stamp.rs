@@ -99,10 +99,10 @@ impl Stamp {
                     _ => format!("{path}?{}", pair.as_str()),
                 });
                 let mut parts = uri.into_parts();
-                parts.path_and_query = Some(
-                    text.parse()
-                        .map_err(|_| ProxyError::target("the query cannot carry the credential"))?,
-                );
+                parts.path_and_query =
+                    Some(text.parse().map_err(|_| {
+                        ProxyError::target("the query cannot carry the credential")
+                    })?);
                 Uri::from_parts(parts)
                     .map_err(|_| ProxyError::target("the query cannot carry the credential"))
             }

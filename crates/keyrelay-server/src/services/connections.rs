@@ -9,14 +9,16 @@ use keyrelay_catalog::{AuthInjection, AuthMode};
 use keyrelay_oauth::{ClientCredentials, Grant, introspection_request, parse_introspection};
 use keyrelay_store::{Connection, ConnectionFilter, StoreError};
 use keyrelay_vault::{AccessToken, ApiKey, Password, RefreshToken, token};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::error::{ServiceError, ServiceResult};
+use crate::proxy::cache::Live;
 use crate::services::credentials::Credentials;
+use crate::services::events;
 use crate::services::integrations::{self, IntegrationView};
 use crate::services::providers::{self, check_connection_config};
-use crate::services::refresh::{self, TokenCallError};
+use crate::services::refresh::{self, TokenCallError, Trigger};
 use crate::services::{outbound, validate};
 
 /// Checks an end-user id: 1–256 characters, no control characters.
@@ -79,10 +81,31 @@ pub async fn upsert(
                 existing.expires_at = creds.expires_at();
                 existing.scopes = scopes.clone();
                 existing.connection_config = config.clone();
+                let reconnected = existing.status != "active";
                 existing.status = "active".into();
                 existing.last_error = None;
                 existing.updated_at = now;
-                if app.store.update_connection(&existing, expected).await? {
+                existing.refresh_failures = 0;
+                existing.next_refresh_at = refresh::next_refresh_at(
+                    &app.config.refresh,
+                    refresh::refreshable(view, &creds),
+                    creds.expires_at(),
+                    now,
+                );
+                let event = events::about(
+                    &existing,
+                    if reconnected {
+                        "reauthorized"
+                    } else {
+                        "credentials_replaced"
+                    },
+                    json!({}),
+                );
+                if app
+                    .store
+                    .update_connection(&existing, expected, Some(&event))
+                    .await?
+                {
                     app.proxy_cache
                         .forget_connection(&record.project_id, &record.key, user_id);
                     existing.version = expected + 1;
@@ -109,9 +132,24 @@ pub async fn upsert(
                     refresh_count: 0,
                     last_error: None,
                     version: 1,
+                    next_refresh_at: refresh::next_refresh_at(
+                        &app.config.refresh,
+                        refresh::refreshable(view, &creds),
+                        creds.expires_at(),
+                        now,
+                    ),
+                    refresh_failures: 0,
                 };
                 match app.store.insert_connection(&connection).await {
-                    Ok(()) => return Ok((connection, true)),
+                    Ok(()) => {
+                        let mode = connection.auth_mode.clone();
+                        events::record(
+                            app,
+                            events::about(&connection, "created", json!({"auth_mode": mode})),
+                        )
+                        .await;
+                        return Ok((connection, true));
+                    }
                     // Another request created it a moment ago: update that one.
                     Err(StoreError::Conflict(_)) => continue,
                     Err(e) => return Err(e.into()),
@@ -169,13 +207,13 @@ pub async fn list(
     })
 }
 
-fn encode_cursor(at: DateTime<Utc>, id: &str) -> String {
+pub(crate) fn encode_cursor(at: DateTime<Utc>, id: &str) -> String {
     use base64::Engine;
     let raw = format!("{}|{id}", at.timestamp_micros());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(cursor: &str) -> ServiceResult<(DateTime<Utc>, String)> {
+pub(crate) fn decode_cursor(cursor: &str) -> ServiceResult<(DateTime<Utc>, String)> {
     use base64::Engine;
     let bad = || {
         ServiceError::invalid(
@@ -200,9 +238,10 @@ pub async fn token(
     key: &str,
     user_id: &str,
     force: bool,
-) -> ServiceResult<(Connection, Credentials)> {
+) -> ServiceResult<Arc<Live>> {
     let (connection, view) = get(app, project_id, key, user_id).await?;
-    refresh::fresh_credentials(app, connection, &view, force).await
+    let trigger = if force { Trigger::Forced } else { Trigger::Use };
+    refresh::fresh_credentials(app, connection, &view, trigger).await
 }
 
 /// Credentials made elsewhere, as `POST /v1/connections` takes them.
@@ -328,7 +367,8 @@ pub async fn verify(
     user_id: &str,
 ) -> ServiceResult<Verification> {
     let (connection, view) = get(app, project_id, key, user_id).await?;
-    let (connection, creds) = refresh::fresh_credentials(app, connection, &view, false).await?;
+    let live = refresh::fresh_credentials(app, connection, &view, Trigger::Use).await?;
+    let (connection, creds) = (&live.connection, &live.creds);
     let endpoints =
         providers::resolve(app, &view.definition, &connection.connection_config).await?;
     if let (Some(endpoint), Credentials::OAuth2 { access_token, .. }) =
@@ -423,17 +463,5 @@ fn upstream_failed(what: &str, reason: &str) -> ServiceError {
     ServiceError::Upstream {
         code: "verification_failed",
         message: format!("the provider's {what} could not be used: {reason}"),
-    }
-}
-
-/// Deletes the connection's credentials here. (Revoking at the provider
-/// comes with the refresh engine.)
-pub async fn delete(app: &App, project_id: &str, key: &str, user_id: &str) -> ServiceResult<()> {
-    let (connection, _) = get(app, project_id, key, user_id).await?;
-    app.proxy_cache.forget_connection(project_id, key, user_id);
-    if app.store.delete_connection(&connection.id).await? {
-        Ok(())
-    } else {
-        Err(unknown_connection(key, user_id))
     }
 }

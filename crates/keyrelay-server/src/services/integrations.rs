@@ -177,6 +177,7 @@ pub async fn create(
         scopes: input.scopes,
         created_at: now,
         updated_at: now,
+        problem: None,
     };
     app.store
         .insert_integration(&record)
@@ -279,6 +280,9 @@ pub async fn update(
         record.client_secret.is_some(),
     )?;
     record.updated_at = Utc::now();
+    // An update is the operator's answer to a flagged problem: clear it
+    // (the next refresh flags it again if it persists).
+    record.problem = None;
     app.store.update_integration(&record).await?;
     app.proxy_cache.forget_integration(project_id, key);
     Ok(IntegrationView {

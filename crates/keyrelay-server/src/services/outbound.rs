@@ -9,7 +9,21 @@ use crate::app::App;
 pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
+    /// The provider's `Retry-After` (seconds or an HTTP date), if any.
+    pub retry_after: Option<std::time::Duration>,
     pub body: Vec<u8>,
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let text = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 const MAX_REPLY_BYTES: usize = 1024 * 1024;
@@ -39,6 +53,7 @@ pub async fn read(mut resp: reqwest::Response) -> Result<Reply, String> {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let retry_after = retry_after(resp.headers());
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
         if body.len() + chunk.len() > MAX_REPLY_BYTES {
@@ -49,6 +64,7 @@ pub async fn read(mut resp: reqwest::Response) -> Result<Reply, String> {
     Ok(Reply {
         status,
         content_type,
+        retry_after,
         body,
     })
 }

@@ -14,5 +14,6 @@ mod outage;
 mod proxy;
 mod proxy_safety;
 mod real_oidc;
+mod refresh_engine;
 mod secrets_at_rest;
 mod tenancy;

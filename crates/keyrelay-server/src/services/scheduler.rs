@@ -1,0 +1,105 @@
+//! The background scheduler: refreshes connections before they expire and
+//! keeps idle refresh tokens alive, and retries queued revocations.
+//!
+//! Every instance may run it. Due connections are claimed in batches with
+//! one UPDATE that takes their leases, so instances never refresh the same
+//! connection twice; the refreshes themselves go through the same engine as
+//! every other path, with bounded concurrency so that proxy traffic is not
+//! starved.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use keyrelay_store::Connection;
+
+use crate::app::App;
+use crate::error::ServiceResult;
+use crate::services::refresh::{self, Trigger};
+use crate::services::{integrations, revoke};
+
+/// Runs until the task is aborted (the server stops it on shutdown).
+pub async fn run(app: Arc<App>) {
+    let mut tick = tokio::time::interval(app.config.refresh.scheduler_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = refresh_due(&app).await {
+            tracing::warn!(error = %e, "scheduled refreshes failed; retrying on the next tick");
+        }
+        if let Err(e) = revoke::retry_due(&app).await {
+            tracing::warn!(error = %e, "queued revocations failed; retrying on the next tick");
+        }
+    }
+}
+
+/// Refreshes every connection due now; returns how many were looked at.
+pub async fn refresh_due(app: &Arc<App>) -> ServiceResult<usize> {
+    let cfg = &app.config.refresh;
+    let concurrency = cfg.scheduler_concurrency.max(1);
+    let batch = i64::try_from(concurrency * 8).unwrap_or(256);
+    let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::MAX);
+    let mut total = 0;
+    loop {
+        let now = Utc::now();
+        let claimed = app
+            .store
+            .claim_due_connections(app.refresher.owner(), now, now + lease, batch)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(total);
+        }
+        total += claimed.len();
+        futures_util::stream::iter(claimed)
+            .for_each_concurrent(concurrency, |c| refresh_claimed(app, c))
+            .await;
+    }
+}
+
+async fn refresh_claimed(app: &Arc<App>, claimed: Connection) {
+    let id = claimed.id.clone();
+    let version = claimed.version;
+    let view = match integrations::get(app, &claimed.project_id, &claimed.integration_key).await {
+        Ok(view) => view,
+        Err(e) => {
+            tracing::debug!(error = %e, "a scheduled connection's integration is gone");
+            reschedule(app, &id, None).await;
+            return;
+        }
+    };
+    match refresh::fresh_credentials(app, claimed, &view, Trigger::Scheduled).await {
+        // Refreshed (or failed and recorded): the write released the lease.
+        Ok(live) if live.connection.version != version => {}
+        // Nothing was written (not refreshable, or no longer due): look
+        // again when its credentials call for it.
+        Ok(live) => {
+            let next = refresh::next_refresh_at(
+                &app.config.refresh,
+                refresh::refreshable(&view, &live.creds),
+                live.creds.expires_at(),
+                Utc::now(),
+            );
+            reschedule(app, &id, next).await;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "a scheduled refresh failed");
+            if let Err(e) = app
+                .store
+                .release_connection_lease(&id, app.refresher.owner())
+                .await
+            {
+                tracing::debug!(error = %e, "could not release a lease (it lapses)");
+            }
+        }
+    }
+}
+
+async fn reschedule(app: &App, id: &str, next: Option<chrono::DateTime<Utc>>) {
+    if let Err(e) = app
+        .store
+        .reschedule_connection(id, app.refresher.owner(), next)
+        .await
+    {
+        tracing::debug!(error = %e, "could not reschedule a connection");
+    }
+}
