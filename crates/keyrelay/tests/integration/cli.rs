@@ -11,10 +11,10 @@ use std::time::Duration;
 use keyrelay_testkit::{TestDatabase, free_port};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyrelay");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_keyrelay");
 
 /// A command in `dir` with a clean environment (no inherited KEYRELAY_*).
-fn keyrelay(dir: &Path, env: &[(&str, &str)]) -> Command {
+pub(crate) fn keyrelay(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .env_clear()
@@ -36,14 +36,14 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String
 }
 
 /// A running `keyrelay serve`, killed if the test drops it.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     banner: String,
 }
 
 impl Served {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Served {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)]) -> Served {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut env = env.to_vec();
@@ -93,6 +93,12 @@ impl Served {
             .lines()
             .find_map(|l| l.trim().strip_prefix("admin token: "))
             .map(str::to_string)
+    }
+
+    /// SIGKILL: the process dies where it stands.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGTERM, then the exit status.
