@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
-use crate::definition::{AuthInjection, AuthMode, ProviderDefinition};
+use crate::definition::{AuthInjection, AuthMode, ProviderDefinition, TokenEndpointAuthMethod};
 use crate::error::ValidationError;
 
 /// Knobs for [`ProviderDefinition::validate`].
@@ -25,8 +25,8 @@ pub struct ValidationOptions {
 
 const ALLOW_LOCAL_HINT: &str = "only allowed with KEYRELAY_ALLOW_LOCAL_PROVIDERS=true";
 
-/// Parameters keyrelay sets itself in the authorization request; letting a
-/// definition override them would break state/PKCE protection.
+/// Parameters keyrelay sets itself in the OAuth 2.0 authorization request;
+/// letting a definition override them would break state/PKCE protection.
 const RESERVED_AUTHORIZATION_PARAMS: &[&str] = &[
     "response_type",
     "client_id",
@@ -36,6 +36,12 @@ const RESERVED_AUTHORIZATION_PARAMS: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
 ];
+
+/// OAuth 1.0a protocol parameter names (RFC 5849) start with this;
+/// keyrelay sets `oauth_token` on the authorization redirect itself. Other
+/// names, including `scope` (Trello) or `perms` (Flickr), are provider
+/// parameters there and may be given.
+const OAUTH1_PROTOCOL_PARAM_PREFIX: &str = "oauth_";
 
 /// Parameters keyrelay sets itself in token requests.
 const RESERVED_TOKEN_PARAMS: &[&str] = &[
@@ -176,6 +182,24 @@ impl ProviderDefinition {
                         "OAuth 1.0a token responses are form-encoded",
                     );
                 }
+                // `pkce` and `token_endpoint_auth_method` have defaults, so
+                // only a non-default value shows that one was set.
+                refuse(
+                    &[
+                        ("pkce", !self.pkce),
+                        (
+                            "token_endpoint_auth_method",
+                            self.token_endpoint_auth_method != TokenEndpointAuthMethod::default(),
+                        ),
+                    ],
+                    "it is an OAuth 2.0 field",
+                );
+                if self.auth_injection.is_some() {
+                    refuse(
+                        &[("auth_injection", true)],
+                        "the proxy always signs OAuth 1.0a requests",
+                    );
+                }
             }
             AuthMode::ApiKey | AuthMode::Basic => {
                 let mut fields = Vec::new();
@@ -302,12 +326,16 @@ impl ProviderDefinition {
                 ));
             }
         }
-        check_params(
-            "authorization_params",
-            &self.authorization_params,
-            RESERVED_AUTHORIZATION_PARAMS,
-            problems,
-        );
+        if self.auth_mode == AuthMode::OAuth1 {
+            check_oauth1_authorization_params(&self.authorization_params, problems);
+        } else {
+            check_params(
+                "authorization_params",
+                &self.authorization_params,
+                RESERVED_AUTHORIZATION_PARAMS,
+                problems,
+            );
+        }
         check_params(
             "token_params",
             &self.token_params,
@@ -638,6 +666,26 @@ fn check_params(
         } else if reserved.contains(&key.as_str()) {
             problems.push(format!(
                 "{field}.{key}: set by keyrelay itself and cannot be overridden; remove it"
+            ));
+        }
+    }
+}
+
+/// OAuth 1.0a authorization redirects carry `oauth_token` (set by keyrelay)
+/// and provider parameters; `oauth_`-prefixed names are protocol parameters.
+fn check_oauth1_authorization_params(
+    params: &std::collections::BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    for key in params.keys() {
+        if key.is_empty() {
+            problems.push(
+                "authorization_params: parameter names must not be empty; remove the empty key"
+                    .to_owned(),
+            );
+        } else if key.starts_with(OAUTH1_PROTOCOL_PARAM_PREFIX) {
+            problems.push(format!(
+                "authorization_params.{key}: names starting with {OAUTH1_PROTOCOL_PARAM_PREFIX:?} are OAuth 1.0a protocol parameters set by keyrelay; remove it"
             ));
         }
     }

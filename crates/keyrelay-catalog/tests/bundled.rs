@@ -1,7 +1,7 @@
 //! Coverage and quirks of the bundled provider catalog.
 
 use keyrelay_catalog::{
-    AuthInjection, AuthMode, Catalog, ProviderDefinition, TokenEndpointAuthMethod,
+    AuthInjection, AuthMode, Catalog, ProviderDefinition, SignatureMethod, TokenEndpointAuthMethod,
     ValidationOptions,
 };
 
@@ -91,11 +91,18 @@ fn catalog_is_large_and_every_entry_is_complete() {
         assert!(def.docs_url.is_some(), "{name} lacks docs_url");
         assert!(def.api_base_url.is_some(), "{name} lacks api_base_url");
         assert!(!def.categories.is_empty(), "{name} lacks categories");
-        assert_ne!(
-            def.auth_mode,
-            AuthMode::OAuth1,
-            "{name}: OAuth 1.0a providers are not bundled yet"
-        );
+        if def.auth_mode == AuthMode::OAuth1 {
+            assert!(
+                def.request_token_endpoint.is_some()
+                    && def.authorization_endpoint.is_some()
+                    && def.access_token_endpoint.is_some(),
+                "{name}: OAuth 1.0a entries need all three endpoints"
+            );
+            assert!(
+                def.signature_method.is_some(),
+                "{name}: OAuth 1.0a entries name the documented signature method"
+            );
+        }
         if def.auth_mode == AuthMode::OAuth2 {
             assert!(
                 def.issuer.is_some()
@@ -329,6 +336,96 @@ fn provider_quirks_are_encoded() {
         AuthMode::OAuth2ClientCredentials
     );
     assert_eq!(entry(&catalog, "mailgun").auth_mode, AuthMode::Basic);
+}
+
+#[test]
+fn oauth1_providers_are_encoded() {
+    let catalog = bundled();
+    let mut oauth1: Vec<&str> = catalog
+        .iter()
+        .filter(|(_, def)| def.auth_mode == AuthMode::OAuth1)
+        .map(|(name, _)| name)
+        .collect();
+    oauth1.sort_unstable();
+    assert_eq!(
+        oauth1,
+        [
+            "discogs",
+            "evernote",
+            "evernote-sandbox",
+            "flickr",
+            "jira-data-center-oauth1",
+            "smugmug",
+            "trello",
+            "tumblr-oauth1",
+            "x-oauth1",
+        ]
+    );
+    // OpenStreetMap shut OAuth 1.0a down on 2024-06-01.
+    assert!(catalog.get("openstreetmap").is_none());
+
+    let param = |name: &str, key: &str| {
+        entry(&catalog, name)
+            .authorization_params
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Trello: its own authorize parameters; tokens that outlive 30 days.
+    assert_eq!(param("trello", "expiration"), "never");
+    assert_eq!(param("trello", "scope"), "read");
+    assert_eq!(param("flickr", "perms"), "read");
+    assert_eq!(param("smugmug", "Access"), "Full");
+
+    let signature = |name: &str| entry(&catalog, name).signature_method();
+    assert_eq!(signature("discogs"), SignatureMethod::Plaintext);
+    assert_eq!(signature("flickr"), SignatureMethod::HmacSha1);
+    assert_eq!(
+        signature("jira-data-center-oauth1"),
+        SignatureMethod::RsaSha1
+    );
+
+    // Evernote: production and sandbox differ only in the host; one URL
+    // serves the temporary and the access token.
+    for (name, host) in [
+        ("evernote", "www.evernote.com"),
+        ("evernote-sandbox", "sandbox.evernote.com"),
+    ] {
+        let def = entry(&catalog, name);
+        let oauth = format!("https://{host}/oauth");
+        assert_eq!(def.request_token_endpoint.as_deref(), Some(oauth.as_str()));
+        assert_eq!(def.access_token_endpoint.as_deref(), Some(oauth.as_str()));
+        assert_eq!(
+            def.authorization_endpoint.as_deref(),
+            Some(format!("https://{host}/OAuth.action").as_str())
+        );
+    }
+
+    // Jira Data Center: per-installation host.
+    let jira = entry(&catalog, "jira-data-center-oauth1");
+    assert_eq!(jira.connection_config, ["host"]);
+    for endpoint in [
+        &jira.request_token_endpoint,
+        &jira.authorization_endpoint,
+        &jira.access_token_endpoint,
+        &jira.api_base_url,
+    ] {
+        assert!(
+            endpoint
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://{connection_config.host}/")),
+            "{endpoint:?}"
+        );
+    }
+
+    // X keeps its OAuth 2.0 entry; the OAuth 1.0a one is separate.
+    assert_eq!(entry(&catalog, "x").auth_mode, AuthMode::OAuth2);
+    assert_eq!(
+        entry(&catalog, "x-oauth1")
+            .authorization_endpoint
+            .as_deref(),
+        Some("https://api.x.com/oauth/authorize")
+    );
 }
 
 /// The file is grouped into `# ====` sections with entries sorted by name

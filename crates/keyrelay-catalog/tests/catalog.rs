@@ -57,6 +57,7 @@ fn bundled_catalog_validates() {
 #[test]
 fn bad_definitions_are_refused_with_useful_messages() {
     let oauth2 = r#""auth_mode":"oauth2","authorization_endpoint":"https://p.example.com/auth","token_endpoint":"https://p.example.com/token""#;
+    let oauth1 = r#""auth_mode":"oauth1","authorization_endpoint":"https://p.example.com/a","access_token_endpoint":"https://p.example.com/at""#;
     let cases: Vec<(String, &str)> = vec![
         (
             format!(r#"{{{oauth2},"token_endpiont":"https://x.example.com"}}"#),
@@ -176,6 +177,46 @@ fn bad_definitions_are_refused_with_useful_messages() {
             "request_token_endpoint: required for auth_mode oauth1",
         ),
         (
+            r#"{"auth_mode":"oauth1","request_token_endpoint":"https://p.example.com/rt","access_token_endpoint":"https://p.example.com/at"}"#.into(),
+            "authorization_endpoint: required for auth_mode oauth1",
+        ),
+        (
+            r#"{"auth_mode":"oauth1","request_token_endpoint":"https://p.example.com/rt","authorization_endpoint":"https://p.example.com/a"}"#.into(),
+            "access_token_endpoint: required for auth_mode oauth1",
+        ),
+        (
+            format!(r#"{{{oauth1},"request_token_endpoint":"http://p.example.com/rt"}}"#),
+            "request_token_endpoint: must be an https:// URL",
+        ),
+        (
+            format!(r#"{{{oauth1},"token_endpoint":"https://p.example.com/t"}}"#),
+            "token_endpoint: not used with auth_mode oauth1",
+        ),
+        (
+            format!(r#"{{{oauth1},"pkce":false}}"#),
+            "pkce: not used with auth_mode oauth1 (it is an OAuth 2.0 field)",
+        ),
+        (
+            format!(r#"{{{oauth1},"token_endpoint_auth_method":"client_secret_post"}}"#),
+            "token_endpoint_auth_method: not used with auth_mode oauth1",
+        ),
+        (
+            format!(r#"{{{oauth1},"auth_injection":{{"type":"bearer"}}}}"#),
+            "auth_injection: not used with auth_mode oauth1 (the proxy always signs",
+        ),
+        (
+            format!(r#"{{{oauth1},"authorization_params":{{"oauth_token":"x"}}}}"#),
+            "authorization_params.oauth_token: names starting with \"oauth_\" are OAuth 1.0a protocol parameters",
+        ),
+        (
+            format!(r#"{{{oauth1},"authorization_params":{{"":"x"}}}}"#),
+            "authorization_params: parameter names must not be empty",
+        ),
+        (
+            format!(r#"{{{oauth2},"authorization_params":{{"scope":"x"}}}}"#),
+            "authorization_params.scope: set by keyrelay itself",
+        ),
+        (
             format!(r#"{{{oauth2},"signature_method":"HMAC-SHA1"}}"#),
             "signature_method: only used with auth_mode oauth1",
         ),
@@ -281,6 +322,20 @@ fn allow_local_permits_http_and_private_hosts() {
     let json = r#"{"auth_mode":"oauth2","authorization_endpoint":"http://127.0.0.1:8080/auth","token_endpoint":"http://localhost:8080/token","api_base_url":"http://192.168.1.5","allowed_hosts":["localhost"]}"#;
     assert!(problems(json, &STRICT).contains("KEYRELAY_ALLOW_LOCAL_PROVIDERS=true"));
     assert_eq!(problems(json, &LOCAL), "");
+
+    let oauth1 = r#"{"auth_mode":"oauth1","request_token_endpoint":"http://localhost:8080/rt","authorization_endpoint":"http://127.0.0.1:8080/a","access_token_endpoint":"http://localhost:8080/at"}"#;
+    let strict = problems(oauth1, &STRICT);
+    for field in [
+        "request_token_endpoint",
+        "authorization_endpoint",
+        "access_token_endpoint",
+    ] {
+        assert!(
+            strict.contains(&format!("{field}: must be an https:// URL")),
+            "{strict}"
+        );
+    }
+    assert_eq!(problems(oauth1, &LOCAL), "");
 }
 
 #[test]
@@ -290,6 +345,10 @@ fn valid_variants_pass() {
         r#"{"auth_mode":"oauth2","issuer":"https://login.example.com"}"#,
         r#"{"auth_mode":"oauth2_client_credentials","token_endpoint":"https://p.example.com/t","default_scopes":["a","b"]}"#,
         r#"{"auth_mode":"oauth1","request_token_endpoint":"https://p.example.com/rt","authorization_endpoint":"https://p.example.com/a","access_token_endpoint":"https://p.example.com/at","signature_method":"HMAC-SHA256"}"#,
+        // Provider parameters on the OAuth 1.0a authorize redirect, including
+        // names keyrelay reserves for OAuth 2.0 (Trello's scope).
+        r#"{"auth_mode":"oauth1","request_token_endpoint":"https://p.example.com/rt","authorization_endpoint":"https://p.example.com/a","access_token_endpoint":"https://p.example.com/at","authorization_params":{"scope":"read,write","expiration":"never","name":"App","state":"s"},"pkce":true}"#,
+        r#"{"auth_mode":"oauth1","connection_config":["host"],"request_token_endpoint":"https://{connection_config.host}/plugins/servlet/oauth/request-token","authorization_endpoint":"https://{connection_config.host}/plugins/servlet/oauth/authorize","access_token_endpoint":"https://{connection_config.host}/plugins/servlet/oauth/access-token","signature_method":"RSA-SHA1","api_base_url":"https://{connection_config.host}/rest/api/2"}"#,
         r#"{"auth_mode":"api_key","api_base_url":"https://api.example.com/v1","auth_injection":{"type":"header","name":"Authorization","format":"Token {api_key}"}}"#,
         r#"{"auth_mode":"api_key","auth_injection":{"type":"query","name":"key"}}"#,
         r#"{"auth_mode":"basic"}"#,
