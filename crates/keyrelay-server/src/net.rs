@@ -120,6 +120,10 @@ pub fn control_client(
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
+        // Many servers (Node's default, Apache) drop idle keep-alive
+        // connections after 5 s; a token call sent on one they just closed
+        // fails with a reset. Keep idle connections for less than that.
+        .pool_idle_timeout(Duration::from_secs(4))
         .user_agent(concat!("keyrelay/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver { allow_local }))
         .build()

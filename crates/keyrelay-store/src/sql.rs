@@ -549,18 +549,20 @@ macro_rules! impl_store_queries {
             async fn lease_connection(
                 &self,
                 id: &str,
+                version: i64,
                 owner: &str,
                 now: chrono::DateTime<chrono::Utc>,
                 until: chrono::DateTime<chrono::Utc>,
             ) -> $crate::error::StoreResult<bool> {
                 let done = sqlx::query(
                     "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
-                     AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
+                     AND version = $5 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
                 )
                 .bind(owner)
                 .bind($crate::rows::millis(until))
                 .bind(id)
                 .bind($crate::rows::millis(now))
+                .bind(version)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -115,10 +115,13 @@ pub trait Store: Send + Sync + 'static {
         event: Option<&Event>,
     ) -> StoreResult<bool>;
     /// Takes the refresh lease of a connection for `owner` until `until`,
-    /// with one conditional UPDATE: true when nobody else holds a live lease.
+    /// with one conditional UPDATE: true when nobody else holds a live lease
+    /// and the row is still at `version` (so a refresh never starts from
+    /// credentials another instance has already replaced).
     async fn lease_connection(
         &self,
         id: &str,
+        version: i64,
         owner: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,

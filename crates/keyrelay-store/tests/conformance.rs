@@ -561,27 +561,27 @@ async fn leases_are_exclusive_until_they_lapse(store: &dyn Store) {
     store.insert_connection(&c).await.unwrap();
     assert!(
         store
-            .lease_connection("con_1", "a", t(0), t(30))
+            .lease_connection("con_1", 1, "a", t(0), t(30))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .lease_connection("con_1", "b", t(10), t(40))
+            .lease_connection("con_1", 1, "b", t(10), t(40))
             .await
             .unwrap(),
         "a live lease keeps others out"
     );
     assert!(
         store
-            .lease_connection("con_1", "a", t(10), t(40))
+            .lease_connection("con_1", 1, "a", t(10), t(40))
             .await
             .unwrap(),
         "its owner may extend it"
     );
     assert!(
         store
-            .lease_connection("con_1", "b", t(41), t(70))
+            .lease_connection("con_1", 1, "b", t(41), t(70))
             .await
             .unwrap(),
         "a lapsed lease can be taken"
@@ -589,7 +589,7 @@ async fn leases_are_exclusive_until_they_lapse(store: &dyn Store) {
     store.release_connection_lease("con_1", "a").await.unwrap();
     assert!(
         !store
-            .lease_connection("con_1", "c", t(42), t(70))
+            .lease_connection("con_1", 1, "c", t(42), t(70))
             .await
             .unwrap(),
         "only the owner releases"
@@ -597,21 +597,28 @@ async fn leases_are_exclusive_until_they_lapse(store: &dyn Store) {
     store.release_connection_lease("con_1", "b").await.unwrap();
     assert!(
         store
-            .lease_connection("con_1", "c", t(42), t(70))
+            .lease_connection("con_1", 1, "c", t(42), t(70))
             .await
             .unwrap()
     );
-    // A write releases the lease.
+    // A write releases the lease, and a lease is only for the version read.
     assert!(store.update_connection(&c, 1, None).await.unwrap());
     assert!(
+        !store
+            .lease_connection("con_1", 1, "d", t(43), t(70))
+            .await
+            .unwrap(),
+        "version 1 was replaced: no refresh may start from it"
+    );
+    assert!(
         store
-            .lease_connection("con_1", "d", t(43), t(70))
+            .lease_connection("con_1", 2, "d", t(43), t(70))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .lease_connection("missing", "d", t(43), t(70))
+            .lease_connection("missing", 1, "d", t(43), t(70))
             .await
             .unwrap()
     );
@@ -653,7 +660,7 @@ async fn due_connections_are_claimed_once(store: &dyn Store) {
     assert!(ids.contains(&"con_2") && ids.contains(&"con_3"));
     assert!(
         !store
-            .lease_connection("con_0", "b", t(111), t(140))
+            .lease_connection("con_0", 1, "b", t(111), t(140))
             .await
             .unwrap(),
         "a claim is a lease"

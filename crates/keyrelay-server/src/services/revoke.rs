@@ -28,7 +28,7 @@ use crate::services::{outbound, providers, refresh};
 use crate::vault::Field;
 
 /// Attempts in all (the first, at delete time, included).
-pub const MAX_ATTEMPTS: i64 = 12;
+pub const MAX_ATTEMPTS: i64 = 20;
 
 /// What `DELETE /v1/connections/…` reports as `revoked_at_provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

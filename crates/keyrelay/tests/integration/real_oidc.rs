@@ -5,10 +5,16 @@
 //! checks the RFC 9207 `iss` it sends, and stores tokens that then work at
 //! the provider's userinfo and introspection endpoints.
 
+use std::collections::HashMap;
+
 use keyrelay_testkit::{
     Backend, Browser, OidcClient, OidcOptions, OidcServer, TestServer, both_backends,
 };
 use serde_json::json;
+
+/// The client keyrelay's integrations use at the provider.
+pub(crate) const CLIENT_ID: &str = "keyrelay-test";
+pub(crate) const CLIENT_SECRET: &str = "oidc-client-secret-value";
 
 both_backends! {
     connect_with_basic_auth => connect_with_basic_auth;
@@ -28,8 +34,7 @@ async fn connect(backend: Backend, method: &'static str) {
         return;
     };
     let callback = server.url("/oauth/callback");
-    let client = OidcClient::web("keyrelay-test", "oidc-client-secret-value", &callback)
-        .with_auth_method(method);
+    let client = OidcClient::web(CLIENT_ID, CLIENT_SECRET, &callback).with_auth_method(method);
     let Some(oidc) = OidcServer::start(OidcOptions {
         clients: vec![client],
         ..OidcOptions::default()
@@ -48,40 +53,16 @@ async fn connect(backend: Backend, method: &'static str) {
                                 "token_endpoint_auth_method": method,
                                 "api_base_url": oidc.issuer,
                                 "verification": {"method": "GET", "path": "/me"}},
-                   "client_id": "keyrelay-test", "client_secret": "oidc-client-secret-value",
+                   "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                    "scopes": ["openid", "email"]}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
-    let session = server
-        .post(
-            "/v1/connect/sessions",
-            &key,
-            json!({"integration": "oidc", "user_id": "end-user-1",
-                   "redirect_url": "https://app.example.com/done"}),
-        )
-        .await;
-    assert_eq!(session.status, 201, "{}", session.text);
-
-    let mut browser = Browser::new();
-    let at_callback = browser
-        .follow_until(session.body["url"].as_str().unwrap(), &callback)
-        .await;
-    let parsed = url::Url::parse(&at_callback).unwrap();
-    let params: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+    let params = connect_user(&server, &key, &oidc, "oidc", "end-user-1").await;
     assert_eq!(
         params.get("iss"),
         Some(&oidc.issuer),
         "the provider sends iss (RFC 9207)"
-    );
-    let result = browser.callback(&at_callback).await;
-    assert_eq!(
-        result.param("keyrelay_status"),
-        Some("success"),
-        "{:?} {}\n{}",
-        result.location,
-        result.body,
-        oidc.stderr()
     );
 
     let token = server
@@ -151,4 +132,44 @@ async fn connect(backend: Backend, method: &'static str) {
     let me: serde_json::Value = proxied.json().await.unwrap();
     assert_eq!(me["sub"], "test-user");
     assert_eq!(me["email"], "test-user@example.test");
+}
+
+/// Sends `user` through a connect session of `integration`, following the
+/// provider's redirects (its login and consent complete on their own) up to
+/// keyrelay's callback; panics unless keyrelay reports success. Returns the
+/// query parameters the provider sent to the callback.
+pub(crate) async fn connect_user(
+    server: &TestServer,
+    key: &str,
+    oidc: &OidcServer,
+    integration: &str,
+    user: &str,
+) -> HashMap<String, String> {
+    let session = server
+        .post(
+            "/v1/connect/sessions",
+            key,
+            json!({"integration": integration, "user_id": user,
+                   "redirect_url": "https://app.example.com/done"}),
+        )
+        .await;
+    assert_eq!(session.status, 201, "{}", session.text);
+
+    let callback = server.url("/oauth/callback");
+    let mut browser = Browser::new();
+    let at_callback = browser
+        .follow_until(session.body["url"].as_str().unwrap(), &callback)
+        .await;
+    let parsed = url::Url::parse(&at_callback).unwrap();
+    let params: HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+    let result = browser.callback(&at_callback).await;
+    assert_eq!(
+        result.param("keyrelay_status"),
+        Some("success"),
+        "{:?} {}\n{}",
+        result.location,
+        result.body,
+        oidc.stderr()
+    );
+    params
 }

@@ -236,12 +236,19 @@ async fn refresh_once(
         let until = now + chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::MAX);
         if app
             .store
-            .lease_connection(&live.connection.id, app.refresher.owner(), now, until)
+            .lease_connection(
+                &live.connection.id,
+                live.connection.version,
+                app.refresher.owner(),
+                now,
+                until,
+            )
             .await?
         {
             return refresh_leased(app, live, view, trigger).await;
         }
-        // Another instance is refreshing: wait for its write.
+        // Another instance is refreshing (or has just written a newer
+        // version): read again until its write lands or its lease lapses.
         if tokio::time::Instant::now() >= give_up {
             return Err(ServiceError::Upstream {
                 code: "refresh_failed",

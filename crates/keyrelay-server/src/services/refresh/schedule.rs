@@ -62,7 +62,8 @@ pub fn next_refresh_at(
 }
 
 /// When to try again after `failures` transient failures in a row:
-/// exponential from 5 s, capped at 30 min, with full jitter over the upper
+/// exponential from 1 s (a blip must not outlast a short-lived token),
+/// capped at 30 min, with full jitter over the upper
 /// half, and never before the provider's `Retry-After`.
 pub fn backoff(
     failures: i64,
@@ -70,7 +71,7 @@ pub fn backoff(
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
     let exp = u32::try_from(failures.clamp(1, 20) - 1).unwrap_or(0);
-    let ceiling_ms = (5_000i64.saturating_mul(1i64 << exp.min(20))).min(30 * 60 * 1000);
+    let ceiling_ms = (1_000i64.saturating_mul(1i64 << exp.min(20))).min(30 * 60 * 1000);
     let wait_ms = rand::thread_rng().gen_range(ceiling_ms / 2..=ceiling_ms);
     let mut at = now + Duration::milliseconds(wait_ms);
     if let Some(ra) = retry_after {
@@ -120,8 +121,10 @@ mod tests {
     fn backoff_grows_caps_and_honours_retry_after() {
         for failures in 1..30 {
             let at = backoff(failures, None, t(0));
-            let ceiling = (5i64 << (failures - 1).min(20)).min(1800);
-            assert!(at >= t(ceiling / 2) && at <= t(ceiling), "{failures}: {at}");
+            let ceiling_ms = (1000i64 << (failures - 1).min(20)).min(1_800_000);
+            let lo = t(0) + chrono::Duration::milliseconds(ceiling_ms / 2);
+            let hi = t(0) + chrono::Duration::milliseconds(ceiling_ms);
+            assert!(at >= lo && at <= hi, "{failures}: {at}");
         }
         let at = backoff(1, Some(std::time::Duration::from_secs(120)), t(0));
         assert!(at >= t(120));
