@@ -16,7 +16,8 @@ use keyrelay_store::Connection;
 use crate::app::App;
 use crate::error::ServiceResult;
 use crate::services::refresh::{self, Trigger};
-use crate::services::{integrations, revoke};
+use crate::services::integrations::{self, IntegrationView};
+use crate::services::revoke;
 
 /// Runs until the task is aborted (the server stops it on shutdown).
 pub async fn run(app: Arc<App>) {
@@ -59,7 +60,7 @@ pub async fn refresh_due(app: &Arc<App>) -> ServiceResult<usize> {
 async fn refresh_claimed(app: &Arc<App>, claimed: Connection) {
     let id = claimed.id.clone();
     let version = claimed.version;
-    let view = match integrations::get(app, &claimed.project_id, &claimed.integration_key).await {
+    let view = match integration(app, &claimed).await {
         Ok(view) => view,
         Err(e) => {
             tracing::debug!(error = %e, "a scheduled connection's integration is gone");
@@ -92,6 +93,17 @@ async fn refresh_claimed(app: &Arc<App>, claimed: Connection) {
             }
         }
     }
+}
+
+/// The connection's integration, from the proxy's cache when it is there
+/// (a storm of refreshes is mostly a handful of integrations).
+async fn integration(app: &App, c: &Connection) -> ServiceResult<Arc<IntegrationView>> {
+    if let Some(view) = app.proxy_cache.integration(&c.project_id, &c.integration_key) {
+        return Ok(view);
+    }
+    let view = Arc::new(integrations::get(app, &c.project_id, &c.integration_key).await?);
+    app.proxy_cache.put_integration(view.clone());
+    Ok(view)
 }
 
 async fn reschedule(app: &App, id: &str, next: Option<chrono::DateTime<Utc>>) {

@@ -11,6 +11,9 @@ ALTER TABLE connections ADD COLUMN lease_until BIGINT;
 ALTER TABLE connections ADD COLUMN next_refresh_at BIGINT;
 ALTER TABLE connections ADD COLUMN refresh_failures BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX connections_due ON connections(next_refresh_at);
+-- Every proxy cache miss and every refresh looks a connection up by its
+-- names; without this, a project's connections were scanned each time.
+CREATE UNIQUE INDEX connections_by_name ON connections(project_id, integration_key, user_id);
 
 -- Set (JSON {code, message, at}) when the provider refuses the app's own
 -- credentials (invalid_client); cleared when the integration is updated.
