@@ -8,16 +8,24 @@
 //!                     Lets the benchmark prove that a proxy really stamped the header.
 //!   GET  /bytes/N     streams N zero bytes in 64 KiB chunks (memory test of a proxy).
 //!   POST /sink        reads and discards the request body, answers {"bytes": count}.
+//!   POST /token       a fake OAuth token endpoint for the scheduler benchmark
+//!                     (bench/scheduler.sh): a `grant_type=refresh_token` form
+//!                     gets fresh, rotated tokens
+//!                     {"access_token","refresh_token","token_type":"Bearer","expires_in":3600};
+//!                     any other grant gets 400 {"error":"unsupported_grant_type"}.
+//!   GET  /stats       the token endpoint's counters, as JSON (see `Stats`).
 //!   anything else     200 with a fixed ~100-byte JSON body: the throughput target.
 //!
 //! It is kept deliberately minimal (raw hyper, no router, no logging) so that
-//! it is never the bottleneck: the benchmark wants to measure the proxy in
-//! front of it, not this server.
+//! it is never the bottleneck: the benchmark wants to measure the proxy (or
+//! the refresh scheduler) in front of it, not this server.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -83,6 +91,87 @@ impl Body for RespBody {
     }
 }
 
+/// The token endpoint's counters, shared by all connections.
+#[derive(Default)]
+struct Stats {
+    /// Successful `grant_type=refresh_token` requests.
+    refresh_grants: AtomicU64,
+    /// Refresh grants presenting a refresh token already presented before.
+    /// Every answer rotates the refresh token, so a client that refreshes
+    /// each connection once per round never reuses one: anything here means
+    /// a connection was refreshed twice from the same credentials.
+    reused_refresh_tokens: AtomicU64,
+    /// Token requests that were not a usable refresh grant.
+    other_token_requests: AtomicU64,
+    /// Token requests being answered right now, and the most seen at once
+    /// (how much of its concurrency the client really uses).
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// Every refresh token presented so far (to detect reuse).
+    seen: Mutex<HashSet<Box<[u8]>>>,
+}
+
+/// The value of `name` in an application/x-www-form-urlencoded body, not
+/// percent-decoded: the benchmark's tokens and grant types are URL-safe.
+fn form_value<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    body.split(|&b| b == b'&').find_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (&pair[..eq] == name).then(|| &pair[eq + 1..])
+    })
+}
+
+/// `POST /token`: answers a refresh grant with fresh tokens, counted.
+async fn token(req: Request<Incoming>, stats: &Stats) -> Response<RespBody> {
+    let now = stats.in_flight.fetch_add(1, Relaxed) + 1;
+    stats.max_in_flight.fetch_max(now, Relaxed);
+    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+    let resp = match body.as_deref().ok().and_then(|b| {
+        (form_value(b, b"grant_type")? == b"refresh_token")
+            .then(|| form_value(b, b"refresh_token"))
+            .flatten()
+    }) {
+        Some(presented) => {
+            let n = stats.refresh_grants.fetch_add(1, Relaxed) + 1;
+            let fresh = stats
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(presented.into());
+            if !fresh {
+                stats.reused_refresh_tokens.fetch_add(1, Relaxed);
+            }
+            json(
+                StatusCode::OK,
+                Bytes::from(format!(
+                    r#"{{"access_token":"at-{n}","refresh_token":"rt-{n}","token_type":"Bearer","expires_in":3600}}"#
+                )),
+            )
+        }
+        None => {
+            stats.other_token_requests.fetch_add(1, Relaxed);
+            json(
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(br#"{"error":"unsupported_grant_type"}"#),
+            )
+        }
+    };
+    stats.in_flight.fetch_sub(1, Relaxed);
+    resp
+}
+
+fn stats_json(stats: &Stats) -> Response<RespBody> {
+    json(
+        StatusCode::OK,
+        Bytes::from(format!(
+            r#"{{"refresh_grants":{},"reused_refresh_tokens":{},"other_token_requests":{},"max_in_flight":{}}}"#,
+            stats.refresh_grants.load(Relaxed),
+            stats.reused_refresh_tokens.load(Relaxed),
+            stats.other_token_requests.load(Relaxed),
+            stats.max_in_flight.load(Relaxed),
+        )),
+    )
+}
+
 fn json(status: StatusCode, body: Bytes) -> Response<RespBody> {
     let mut resp = Response::new(RespBody::Full(Some(body)));
     *resp.status_mut() = status;
@@ -94,8 +183,16 @@ fn json(status: StatusCode, body: Bytes) -> Response<RespBody> {
 async fn handle(
     req: Request<Incoming>,
     expected_auth: Arc<Option<HeaderValue>>,
+    stats: Arc<Stats>,
 ) -> Result<Response<RespBody>, Infallible> {
     let path = req.uri().path();
+
+    if path == "/token" && req.method() == Method::POST {
+        return Ok(token(req, &stats).await);
+    }
+    if path == "/stats" {
+        return Ok(stats_json(&stats));
+    }
 
     if path == "/check-auth" {
         let got = req.headers().get(hyper::header::AUTHORIZATION);
@@ -155,6 +252,7 @@ async fn main() {
         .or_else(|| std::env::var("BENCH_EXPECTED_AUTH").ok())
         .and_then(|v| HeaderValue::from_str(&v).ok());
     let expected = Arc::new(expected);
+    let stats = Arc::new(Stats::default());
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = match TcpListener::bind(addr).await {
@@ -171,8 +269,9 @@ async fn main() {
         // Small responses: send them now instead of waiting for Nagle.
         let _ = stream.set_nodelay(true);
         let expected = expected.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(req, expected.clone()));
+            let svc = service_fn(move |req| handle(req, expected.clone(), stats.clone()));
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
