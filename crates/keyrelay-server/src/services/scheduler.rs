@@ -15,8 +15,8 @@ use keyrelay_store::Connection;
 
 use crate::app::App;
 use crate::error::ServiceResult;
-use crate::services::refresh::{self, Trigger};
 use crate::services::integrations::{self, IntegrationView};
+use crate::services::refresh::{self, Trigger};
 use crate::services::revoke;
 
 /// Runs until the task is aborted (the server stops it on shutdown).
@@ -98,7 +98,10 @@ async fn refresh_claimed(app: &Arc<App>, claimed: Connection) {
 /// The connection's integration, from the proxy's cache when it is there
 /// (a storm of refreshes is mostly a handful of integrations).
 async fn integration(app: &App, c: &Connection) -> ServiceResult<Arc<IntegrationView>> {
-    if let Some(view) = app.proxy_cache.integration(&c.project_id, &c.integration_key) {
+    if let Some(view) = app
+        .proxy_cache
+        .integration(&c.project_id, &c.integration_key)
+    {
         return Ok(view);
     }
     let view = Arc::new(integrations::get(app, &c.project_id, &c.integration_key).await?);
