@@ -345,17 +345,27 @@ def render_earlier(w, earlier):
     w("Other raw outputs kept in `bench/results/` (`python3 bench/sched_tool.py report FILE --out OUT` "
       "renders any of them in full):")
     w("")
-    w("| file | keyrelay | round | schema | concurrency | all due within | refreshed | mean refreshes/s | checks |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("| file | keyrelay | round | schema | concurrency | all due within | refreshed | mean refreshes/s "
+      "| checks | proxy during the storm: req/s, p50, max |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for path, meta, rounds in earlier:
         for rd in rounds:
-            kv, an = rd["kv"], rd["an"]
+            kv, an, x = rd["kv"], rd["an"], rd["wrk"]
+            proxy = f"{x['rps']:,.0f}, {x['p50']:.2f} ms, {fnum(x['max'], '{:,.0f} ms')}" if x else "–"
             w(f"| `{os.path.basename(path)}` | {meta.get('keyrelay_commit', '?').split(' ')[0]} | {rd['r']} | "
               f"{SCHEMA_DESC.get(kv['schema'], kv['schema'])} | {kv['concurrency']} | "
               f"{int(kv['spread_ms']) / 1000:g} s | {an['done']:,} of {int(kv['n']):,} | "
               f"{fnum(an['mean_total'])}{' (traced)' if rd['traced'] else ''}{' ⚠ other load' if an['noisy'] else ''} | "
-              f"{'passed' if kv.get('check_ok') == '1' else 'FAILED'} |")
+              f"{'passed' if kv.get('check_ok') == '1' else 'FAILED'} | {proxy} |")
     w("")
+    for path, meta, rounds in earlier:
+        imp = meta.get("_import", {})
+        probe = meta.get("_probe", {})
+        if imp.get("rate") and probe.get("rate"):
+            w(f"Imports in `{os.path.basename(path)}`: {float(imp['rate']):,.0f}/s for the bulk import (with the "
+              f"lookup index), {float(probe['rate']):,.1f}/s for {int(probe['n']):,} more with the schema as "
+              f"shipped, at {int(imp['n']):,} connections.")
+            w("")
 
 
 def render(meta, blocks, earlier=()):
@@ -384,8 +394,8 @@ def render(meta, blocks, earlier=()):
       + (". **+ lookup index** adds one index the benchmark creates with the `sqlite3` CLI, "
          "`CREATE INDEX … ON connections(project_id, integration_key, user_id)`"
          if any(r["kv"]["schema"] == "lookup-index" for r in rounds) else "")
-      + ". keyrelay looks connections up by these three columns (each refresh and each import does it "
-      f"once), and as shipped SQLite runs that lookup as `{plan}`"
+      + ". keyrelay looks connections up by `(project_id, integration_key, user_id)` (each refresh and "
+      f"each import does it once), and as shipped SQLite runs that lookup as `{plan}`"
       + (", i.e. through *every connection of the project*. " if scans else ". ")
       + "No keyrelay code is changed.")
     w("")
@@ -539,9 +549,9 @@ def render(meta, blocks, earlier=()):
         w(f"| leases left / failures recorded / not active / other events | "
           f"{kv['leases_left']} / {kv['failures']} / {kv['not_active']} / {kv['events_other']} |")
         reuse_note = ""
-        earlier = [x for x in rounds if int(x["r"]) < int(rd["r"]) and x["kv"].get("complete") != "1"]
-        if int(kv["reused_refresh_tokens"]) > 0 and earlier:
-            reuse_note = (f" (connections whose new tokens were lost when round {earlier[-1]['r']} was stopped "
+        stopped = [x for x in rounds if int(x["r"]) < int(rd["r"]) and x["kv"].get("complete") != "1"]
+        if int(kv["reused_refresh_tokens"]) > 0 and stopped:
+            reuse_note = (f" (connections whose new tokens were lost when round {stopped[-1]['r']} was stopped "
                           "mid-storm: keyrelay still held their spent refresh token)")
         w(f"| refresh tokens presented twice (provider) | {kv['reused_refresh_tokens']}{reuse_note} |")
         if kv.get("next_min_s"):
@@ -809,6 +819,8 @@ def cmd_report(a):
     for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(a.raw)), "scheduler-*.txt"))):
         if os.path.abspath(path) != os.path.abspath(a.raw):
             m, b = parse_raw(path)
+            m["_import"] = next((kv_lines(x["lines"]) for x in b if x["kind"] == "import"), {})
+            m["_probe"] = next((kv_lines(x["lines"]) for x in b if x["kind"] == "import-probe"), {})
             earlier.append((path, m, gather_rounds(m, b)[0]))
     text = render(meta, blocks, earlier)
     with open(a.out, "w", encoding="utf-8") as f:
