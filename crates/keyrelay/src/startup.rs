@@ -146,18 +146,26 @@ pub async fn start(settings: &Settings) -> Result<Running> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    // The scheduler runs beside the server and stops with it.
-    let scheduler = app
-        .config
-        .refresh
-        .scheduler
-        .then(|| tokio::spawn(keyrelay_server::services::scheduler::run(app.clone())));
+    // The scheduler runs beside the server. On shutdown it stops claiming
+    // and finishes the refreshes in flight (within a lease), so that tokens
+    // a provider has just issued are stored, not dropped.
+    let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
+    let scheduler = app.config.refresh.scheduler.then(|| {
+        tokio::spawn(keyrelay_server::services::scheduler::run(
+            app.clone(),
+            scheduler_stop,
+        ))
+    });
+    let grace = app.config.refresh.lease;
     let serving = keyrelay_server::http::serve(listener, app.clone(), async {
         let _ = stopped.await;
     });
     let task = tokio::spawn(async move {
         let result = serving.await;
-        if let Some(scheduler) = scheduler {
+        let _ = stop_scheduler.send(true);
+        if let Some(mut scheduler) = scheduler
+            && tokio::time::timeout(grace, &mut scheduler).await.is_err()
+        {
             scheduler.abort();
         }
         result

@@ -19,14 +19,21 @@ use crate::services::integrations::{self, IntegrationView};
 use crate::services::refresh::{self, Trigger};
 use crate::services::revoke;
 
-/// Runs until the task is aborted (the server stops it on shutdown).
-pub async fn run(app: Arc<App>) {
+/// Runs until `stop` turns true; then finishes the refreshes in flight
+/// (so that no token the provider has issued is dropped) and returns.
+pub async fn run(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(app.config.refresh.scheduler_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        if let Err(e) = refresh_due(&app).await {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = refresh_due(&app, &stop).await {
             tracing::warn!(error = %e, "scheduled refreshes failed; retrying on the next tick");
+        }
+        if *stop.borrow() {
+            return;
         }
         if let Err(e) = revoke::retry_due(&app).await {
             tracing::warn!(error = %e, "queued revocations failed; retrying on the next tick");
@@ -35,13 +42,19 @@ pub async fn run(app: Arc<App>) {
 }
 
 /// Refreshes every connection due now; returns how many were looked at.
-pub async fn refresh_due(app: &Arc<App>) -> ServiceResult<usize> {
+pub async fn refresh_due(
+    app: &Arc<App>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> ServiceResult<usize> {
     let cfg = &app.config.refresh;
     let concurrency = cfg.scheduler_concurrency.max(1);
     let batch = i64::try_from(concurrency * 8).unwrap_or(256);
     let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::MAX);
     let mut total = 0;
     loop {
+        if *stop.borrow() {
+            return Ok(total);
+        }
         let now = Utc::now();
         let claimed = app
             .store
@@ -52,13 +65,22 @@ pub async fn refresh_due(app: &Arc<App>) -> ServiceResult<usize> {
         }
         total += claimed.len();
         futures_util::stream::iter(claimed)
-            .for_each_concurrent(concurrency, |c| refresh_claimed(app, c))
+            .for_each_concurrent(concurrency, |c| refresh_claimed(app, c, stop))
             .await;
     }
 }
 
-async fn refresh_claimed(app: &Arc<App>, claimed: Connection) {
+async fn refresh_claimed(
+    app: &Arc<App>,
+    claimed: Connection,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
     let id = claimed.id.clone();
+    if *stop.borrow() {
+        // Shutting down: give back the claims not started yet.
+        reschedule(app, &id, claimed.next_refresh_at).await;
+        return;
+    }
     let version = claimed.version;
     let view = match integration(app, &claimed).await {
         Ok(view) => view,
