@@ -418,9 +418,12 @@ async fn save_refreshed(
     if view.record.problem.is_some() {
         clear_problem(app, view).await;
     }
-    let live = Arc::new(Live::new(c, creds));
-    app.proxy_cache.put_connection(live.clone());
-    Ok(live)
+    // Drop any cached copy; the proxy caches the new one when it uses it
+    // (the scheduler must not fill the cache with every connection it
+    // refreshes).
+    app.proxy_cache
+        .forget_connection(&c.project_id, &c.integration_key, &c.user_id);
+    Ok(Arc::new(Live::new(c, creds)))
 }
 
 async fn clear_problem(app: &App, view: &IntegrationView) {
