@@ -626,19 +626,6 @@ macro_rules! impl_store_queries {
                 $crate::rows::collect(rows, |r| r.into_record())
             }
 
-            async fn count_due_connections(
-                &self,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::error::StoreResult<i64> {
-                let row: (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM connections WHERE status = 'active' AND next_refresh_at <= $1",
-                )
-                .bind($crate::rows::millis(now))
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(row.0)
-            }
-
             async fn set_integration_problem(
                 &self,
                 id: &str,

@@ -145,8 +145,6 @@ pub trait Store: Send + Sync + 'static {
         until: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<Connection>>;
-    /// How many active connections are due (leased or not).
-    async fn count_due_connections(&self, now: DateTime<Utc>) -> StoreResult<i64>;
     async fn set_integration_problem(
         &self,
         id: &str,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Json, Router, routing};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiJson, ApiPath, ProjectAuth};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ProjectAuth};
 use crate::http::views::{ConnectionJson, timestamp};
 use crate::services::connections::{self, ImportedCredentials};
 use crate::services::credentials::Credentials;
@@ -53,11 +53,8 @@ struct ListQuery {
 async fn list(
     auth: ProjectAuth,
     State(app): State<Arc<App>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request("invalid_request", format!("bad query: {}", e.body_text()))
-    })?;
     let filter = ConnectionFilter {
         integration_key: q.integration,
         user_id: q.user_id,
@@ -135,11 +132,8 @@ async fn token(
     auth: ProjectAuth,
     State(app): State<Arc<App>>,
     ApiPath((integration, user_id)): ApiPath<(String, String)>,
-    query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request("invalid_request", format!("bad query: {}", e.body_text()))
-    })?;
     let live = connections::token(
         &app,
         &auth.project_id,
@@ -184,11 +178,8 @@ async fn delete(
     auth: ProjectAuth,
     State(app): State<Arc<App>>,
     ApiPath((integration, user_id)): ApiPath<(String, String)>,
-    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request("invalid_request", format!("bad query: {}", e.body_text()))
-    })?;
     if q.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::bad_request(
             "invalid_request",

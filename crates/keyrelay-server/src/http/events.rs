@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::{Json, Router, routing};
 use keyrelay_store::EventFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::ProjectAuth;
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiQuery, ProjectAuth};
 use crate::http::timestamp;
 use crate::services::events;
 
@@ -32,11 +32,8 @@ struct ListQuery {
 async fn list(
     auth: ProjectAuth,
     State(app): State<Arc<App>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request("invalid_request", format!("bad query: {}", e.body_text()))
-    })?;
     let filter = EventFilter {
         integration_key: q.integration,
         user_id: q.user_id,
