@@ -354,6 +354,7 @@ fn oauth1_providers_are_encoded() {
             "evernote",
             "evernote-sandbox",
             "flickr",
+            "garmin-oauth1",
             "jira-data-center-oauth1",
             "smugmug",
             "trello",

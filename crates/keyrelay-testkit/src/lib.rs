@@ -6,8 +6,11 @@
 //! up should fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod child;
 mod connect_driver;
+mod fake_oauth1;
 mod fake_provider;
+mod oauthlib_server;
 mod oidc;
 mod server;
 mod tcp_proxy;
@@ -15,8 +18,13 @@ mod tls_upstream;
 mod upstream;
 
 pub use connect_driver::{Browser, CallbackResult};
+pub use fake_oauth1::{
+    FakeOauth1Options, FakeOauth1Provider, Oauth1ApiRequest, Oauth1AuthorizeMode,
+    Oauth1SignatureMethod, TEST_RSA_PRIVATE_KEY_PEM, TEST_RSA_PUBLIC_KEY_PEM,
+};
 pub use fake_provider::{FakeProvider, FakeProviderOptions, RevocationMode, TokenMode};
 pub use keyrelay_store::testing::{TestDatabase, postgres_base_url};
+pub use oauthlib_server::{OauthlibOptions, OauthlibServer, OauthlibStats};
 pub use oidc::{OidcClient, OidcOptions, OidcServer};
 pub use server::{Backend, Response, TestServer, TestServerBuilder, free_port};
 pub use tcp_proxy::TcpProxy;

@@ -15,18 +15,16 @@
 //! [`OidcServer::start`] announces the skip and returns `None`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::child::{drain, mtime};
 use serde_json::json;
 
-/// How long the server may take to print `READY <port>`.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for another process's `npm ci` before giving up.
 const INSTALL_WAIT: Duration = Duration::from_secs(10 * 60);
 /// An install lock older than this is left over from a killed process.
@@ -237,51 +235,12 @@ fn spawn(dir: &Path, options: &OidcOptions) -> OidcServer {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run `node server.mjs` in {}: {e}", dir.display()));
     let stdin = child.stdin.take().expect("child stdin");
-    let stdout = child.stdout.take().expect("child stdout");
     let stderr_pipe = child.stderr.take().expect("child stderr");
 
     let stderr = Arc::new(Mutex::new(String::new()));
     let stderr_thread = drain(stderr_pipe, Arc::clone(&stderr));
 
-    // Stdout: the READY line goes to the channel; the rest is drained.
-    let (tx, rx) = mpsc::channel::<String>();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let port = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(port) = line.strip_prefix("READY ") {
-                    break port.trim().parse::<u16>().unwrap_or_else(|_| {
-                        panic!("OIDC provider printed a bad READY line: {line:?}")
-                    });
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = stderr_thread.join();
-                panic!(
-                    "OIDC provider did not print READY within {READY_TIMEOUT:?}; its stderr:\n{}",
-                    stderr.lock().unwrap_or_else(|e| e.into_inner())
-                );
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = child.wait();
-                let _ = stderr_thread.join();
-                panic!(
-                    "OIDC provider exited before READY ({status:?}); its stderr:\n{}",
-                    stderr.lock().unwrap_or_else(|e| e.into_inner())
-                );
-            }
-        }
-    };
+    let port = crate::child::wait_ready(&mut child, "OIDC provider", &stderr, stderr_thread);
 
     OidcServer {
         issuer: format!("http://127.0.0.1:{port}"),
@@ -290,28 +249,6 @@ fn spawn(dir: &Path, options: &OidcOptions) -> OidcServer {
         _stdin: stdin,
         stderr,
     }
-}
-
-/// Copies a pipe into `buf` until EOF, so the child never blocks on it.
-fn drain(pipe: impl Read + Send + 'static, buf: Arc<Mutex<String>>) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => buf
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push_str(&String::from_utf8_lossy(&line)),
-            }
-        }
-    })
-}
-
-fn mtime(path: &Path) -> Option<SystemTime> {
-    fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// `node_modules` exists and was installed (by us) after the lock file last changed.

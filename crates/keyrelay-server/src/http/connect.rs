@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/connect/sessions", routing::post(create_session))
         .route("/connect/{token}", routing::get(begin))
         .route("/oauth/callback", routing::get(callback))
+        .route("/oauth1/callback", routing::get(oauth1_callback))
 }
 
 #[derive(Deserialize)]
@@ -160,6 +161,22 @@ async fn callback(
     };
     let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
     match connect::finish(&app, params, cookies).await {
+        Finished::Redirect(location) => redirect_to(&location),
+        Finished::Page(p) => page(&p),
+    }
+}
+
+async fn oauth1_callback(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(response) = limited(&app, peer) {
+        return response;
+    }
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    match connect::oauth1::finish(&app, query.as_deref().unwrap_or_default(), cookies).await {
         Finished::Redirect(location) => redirect_to(&location),
         Finished::Page(p) => page(&p),
     }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::{Json, Router, routing};
 use chrono::{DateTime, Utc};
 use keyrelay_store::ConnectionFilter;
-use keyrelay_vault::{AccessToken, ApiKey, Password, RefreshToken};
+use keyrelay_vault::{AccessToken, ApiKey, Password, RefreshToken, TokenSecret};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -210,6 +210,8 @@ struct ImportCredentials {
     api_key: Option<ApiKey>,
     username: Option<String>,
     password: Option<Password>,
+    oauth_token: Option<AccessToken>,
+    oauth_token_secret: Option<TokenSecret>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +241,8 @@ async fn import(
         api_key: c.api_key,
         username: c.username,
         password: c.password,
+        oauth_token: c.oauth_token,
+        oauth_token_secret: c.oauth_token_secret,
     };
     let (connection, created) = connections::import(
         &app,

@@ -49,22 +49,20 @@ impl Live {
         }
     }
 
-    /// The prepared target and stamp for `view`, built by `build` the first
-    /// time (and kept unless it fails).
-    pub fn prepared<E>(
-        &self,
-        view: &Arc<IntegrationView>,
-        build: impl FnOnce() -> Result<Prepared, E>,
-    ) -> Result<Arc<Prepared>, E> {
-        if let Some(p) = self.prepared.get()
-            && Arc::ptr_eq(&p.view, view)
-        {
-            return Ok(p.clone());
-        }
-        let built = Arc::new(build()?);
-        // A concurrent request may have set it first; both are equal.
+    /// The prepared target and stamp, when they were built for `view`.
+    pub fn prepared(&self, view: &Arc<IntegrationView>) -> Option<Arc<Prepared>> {
+        self.prepared
+            .get()
+            .filter(|p| Arc::ptr_eq(&p.view, view))
+            .cloned()
+    }
+
+    /// Keeps what was built for the next requests. A concurrent request may
+    /// have kept its own first; both are equal.
+    pub fn keep_prepared(&self, built: Prepared) -> Arc<Prepared> {
+        let built = Arc::new(built);
         let _ = self.prepared.set(built.clone());
-        Ok(built)
+        built
     }
 }
 

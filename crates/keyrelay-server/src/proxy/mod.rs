@@ -16,12 +16,14 @@ pub mod target;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use http_body_util::BodyExt;
+use keyrelay_catalog::AuthMode;
+use keyrelay_oauth::oauth1::form_body_for_signing;
 use keyrelay_vault::TokenHash;
 
 pub use client::ProxyClient;
@@ -38,6 +40,12 @@ use crate::services::{auth, providers};
 
 /// Bodies up to this size are kept for one retry after a 401.
 const RETRY_BODY_LIMIT: u64 = 64 * 1024;
+/// Form bodies of OAuth 1.0a requests are signed, so they are held whole;
+/// up to this size (or the configured body limit, if smaller).
+const SIGNED_FORM_LIMIT: u64 = 1024 * 1024;
+/// A refused body up to this size is read and dropped before the 413 goes
+/// out; a larger one is cut off by closing the connection.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 pub fn client(
     allow_local: bool,
@@ -153,28 +161,35 @@ fn check_status(live: &Live) -> Result<(), ProxyError> {
 }
 
 /// The per-connection target and stamp, built once per cached connection.
-fn prepare(
+async fn prepare(
     app: &App,
     view: &Arc<IntegrationView>,
     live: &Live,
 ) -> Result<Arc<Prepared>, ProxyError> {
-    live.prepared(view, || {
-        let template = view.definition.api_base_url.as_deref().ok_or_else(|| {
-            ProxyError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "this provider has no api_base_url, so there is nothing to proxy to",
-            )
-        })?;
-        let default = providers::substitute(template, &live.connection.connection_config)?;
-        let base = Base::parse(&default).map_err(ProxyError::target)?;
-        check_destination(app, &base)?;
-        Ok(Prepared {
-            view: view.clone(),
-            base,
-            stamp: stamp::plan(&view.definition, &live.creds)?,
-        })
-    })
+    if let Some(prepared) = live.prepared(view) {
+        return Ok(prepared);
+    }
+    let template = view.definition.api_base_url.as_deref().ok_or_else(|| {
+        ProxyError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "this provider has no api_base_url, so there is nothing to proxy to",
+        )
+    })?;
+    let default = providers::substitute(template, &live.connection.connection_config)?;
+    let base = Base::parse(&default).map_err(ProxyError::target)?;
+    check_destination(app, &base)?;
+    // An OAuth 1.0a signature needs the consumer secret too.
+    let consumer_secret = if view.definition.auth_mode == AuthMode::OAuth1 {
+        integrations::open_client_secret(app, &view.record).await?
+    } else {
+        None
+    };
+    Ok(live.keep_prepared(Prepared {
+        view: view.clone(),
+        base,
+        stamp: stamp::plan(view, &live.creds, consumer_secret)?,
+    }))
 }
 
 /// Refuses a literal local destination unless local providers are allowed
@@ -221,56 +236,111 @@ fn base_override(
 }
 
 /// What to send as the body: nothing, a kept copy (retryable), or the stream.
-enum Outgoing {
+enum Body {
     Kept(Bytes),
-    Stream(Body),
+    Stream(AxumBody),
 }
 
+fn too_large(limit: u64, why: &str) -> ProxyError {
+    ProxyError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than {limit} bytes, {why}"),
+    )
+}
+
+fn unreadable(e: &axum::Error) -> ProxyError {
+    ProxyError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("the request body could not be read: {e}"),
+    )
+}
+
+/// Reads the body into memory, refusing it beyond `limit` bytes. A body
+/// that is too large is still read to its end (up to [`DRAIN_LIMIT`]) and
+/// dropped, so that the caller, still sending, gets the 413 rather than a
+/// connection reset.
+async fn hold(mut body: AxumBody, limit: u64, why: &str) -> Result<Body, ProxyError> {
+    let mut kept = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|e| unreadable(&e))?.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else {
+            kept = bytes::BytesMut::new();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(too_large(limit, why));
+    }
+    Ok(Body::Kept(kept.freeze()))
+}
+
+/// Refuses a body whose declared length is over `limit`, reading it first
+/// when it is small enough to be worth it (see [`hold`]).
+async fn refuse(body: AxumBody, length: u64, limit: u64, why: &str) -> ProxyError {
+    if length <= DRAIN_LIMIT {
+        let mut body = body;
+        while let Some(Ok(_)) = body.frame().await {}
+    }
+    too_large(limit, why)
+}
+
+/// `signed_form`: the body is an OAuth 1.0a form body, which the signature
+/// covers, so it must be held whole.
 async fn prepare_body(
     headers: &HeaderMap,
-    body: Body,
+    body: AxumBody,
     limit: Option<u64>,
-) -> Result<Outgoing, ProxyError> {
+    signed_form: bool,
+) -> Result<Body, ProxyError> {
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    if signed_form {
+        let cap = limit.map_or(SIGNED_FORM_LIMIT, |l| l.min(SIGNED_FORM_LIMIT));
+        let why = "the most keyrelay holds to sign an OAuth 1.0a form body; send it as another \
+                   content type, or in parts";
+        if let Some(n) = length.filter(|n| *n > cap) {
+            return Err(refuse(body, n, cap, why).await);
+        }
+        return hold(body, cap, why).await;
+    }
     if let Some(limit) = limit {
-        if length.is_some_and(|n| n > limit) {
-            return Err(ProxyError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the request body is larger than this keyrelay forwards ({limit} bytes)"),
-            ));
+        if let Some(n) = length.filter(|n| *n > limit) {
+            return Err(refuse(body, n, limit, "the most this keyrelay forwards").await);
         }
         // A body without a length is cut off at the limit (the upstream
         // request then fails rather than receiving a truncated body).
         let limited =
             http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-        let body = Body::new(limited);
+        let body = AxumBody::new(limited);
         return match (length, chunked) {
-            (None, false) => Ok(Outgoing::Kept(Bytes::new())),
+            (None, false) => Ok(Body::Kept(Bytes::new())),
             (Some(n), false) if n <= RETRY_BODY_LIMIT => collect(body).await,
-            _ => Ok(Outgoing::Stream(body)),
+            _ => Ok(Body::Stream(body)),
         };
     }
     match (length, chunked) {
-        (None, false) => Ok(Outgoing::Kept(Bytes::new())),
+        (None, false) => Ok(Body::Kept(Bytes::new())),
         (Some(n), false) if n <= RETRY_BODY_LIMIT => collect(body).await,
-        _ => Ok(Outgoing::Stream(body)),
+        _ => Ok(Body::Stream(body)),
     }
 }
 
-async fn collect(body: Body) -> Result<Outgoing, ProxyError> {
-    let collected = body.collect().await.map_err(|e| {
-        ProxyError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("the request body could not be read: {e}"),
-        )
-    })?;
-    Ok(Outgoing::Kept(collected.to_bytes()))
+async fn collect(body: AxumBody) -> Result<Body, ProxyError> {
+    let collected = body.collect().await.map_err(|e| unreadable(&e))?;
+    Ok(Body::Kept(collected.to_bytes()))
 }
 
 async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
@@ -287,7 +357,7 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
         .strip_prefix("/v1/proxy/")
         .unwrap_or_default();
     target::check_path(raw_path).map_err(ProxyError::target)?;
-    let prepared = prepare(app, &view, &live)?;
+    let prepared = prepare(app, &view, &live).await?;
     let uri = match parts.headers.get("keyrelay-base-url") {
         None => prepared.base.join(raw_path, parts.uri.query()),
         Some(value) => {
@@ -295,71 +365,90 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
         }
     }
     .map_err(ProxyError::target)?;
-    let outgoing = prepare_body(&parts.headers, body, app.config.proxy_max_body_bytes).await?;
-    let headers = headers::request_headers(parts.headers);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let signed_form = matches!(prepared.stamp, Stamp::Oauth1(_))
+        && form_body_for_signing(content_type, b"").is_some();
+    let body = prepare_body(
+        &parts.headers,
+        body,
+        app.config.proxy_max_body_bytes,
+        signed_form,
+    )
+    .await?;
+    let request = Outgoing {
+        method: parts.method,
+        uri,
+        headers: headers::request_headers(parts.headers),
+    };
 
-    let bytes = match outgoing {
-        Outgoing::Kept(bytes) => bytes,
-        Outgoing::Stream(body) => {
+    let bytes = match body {
+        Body::Kept(bytes) => bytes,
+        Body::Stream(body) => {
             // A streamed body cannot be sent twice: one attempt, as it comes.
-            let response = send(
-                app,
-                &view,
-                &prepared.stamp,
-                parts.method,
-                uri,
-                headers,
-                body,
-            );
+            let response = send(app, &view, &prepared.stamp, request, body, None);
             return Ok(into_response(response.await?));
         }
     };
-    let retry = refresh::refreshable(&view, &live.creds)
-        .then(|| (parts.method.clone(), uri.clone(), headers.clone()));
+    let form = signed_form.then_some(&bytes[..]);
+    let retry = refresh::refreshable(&view, &live.creds).then(|| request.clone());
     let first = send(
         app,
         &view,
         &prepared.stamp,
-        parts.method,
-        uri,
-        headers,
-        Body::from(bytes.clone()),
+        request,
+        AxumBody::from(bytes.clone()),
+        form,
     )
     .await?;
     if first.status() != StatusCode::UNAUTHORIZED {
         return Ok(into_response(first));
     }
-    let Some((method, uri, headers)) = retry else {
+    let Some(request) = retry else {
         return Ok(into_response(first));
     };
     // One refresh shared by everyone who saw this version fail, then one retry.
     live =
         refresh::fresh_credentials(app, live.connection.clone(), &view, Trigger::Rejected).await?;
     app.proxy_cache.put_connection(live.clone());
-    let prepared = prepare(app, &view, &live)?;
+    let prepared = prepare(app, &view, &live).await?;
     let retried = send(
         app,
         &view,
         &prepared.stamp,
-        method,
-        uri,
-        headers,
-        Body::from(bytes),
+        request,
+        AxumBody::from(bytes.clone()),
+        form,
     )
     .await?;
     Ok(into_response(retried))
 }
 
+/// The request line and headers going upstream, before stamping.
+#[derive(Clone)]
+struct Outgoing {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+/// `form`: the body, when an OAuth 1.0a signature must cover it.
 async fn send(
     app: &App,
     view: &IntegrationView,
     stamp: &Stamp,
-    method: Method,
-    uri: Uri,
-    mut headers: HeaderMap,
-    body: Body,
+    outgoing: Outgoing,
+    body: AxumBody,
+    form: Option<&[u8]>,
 ) -> Result<http::Response<hyper::body::Incoming>, ProxyError> {
-    let uri = stamp.apply(&mut headers, uri)?;
+    let Outgoing {
+        method,
+        uri,
+        mut headers,
+    } = outgoing;
+    let uri = stamp.apply(&method, &mut headers, uri, form)?;
     let host = uri.host().unwrap_or_default().to_string();
     let mut request = http::Request::new(body);
     *request.method_mut() = method;
@@ -411,5 +500,5 @@ fn upstream_error(key: &str, host: &str, err: &hyper_util::client::legacy::Error
 fn into_response(response: http::Response<hyper::body::Incoming>) -> Response {
     let (mut parts, body) = response.into_parts();
     headers::response_headers(&mut parts.headers);
-    Response::from_parts(parts, Body::new(body))
+    Response::from_parts(parts, AxumBody::new(body))
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use keyrelay_catalog::{AuthInjection, AuthMode};
 use keyrelay_oauth::{ClientCredentials, Grant, introspection_request, parse_introspection};
 use keyrelay_store::{Connection, ConnectionFilter, StoreError};
-use keyrelay_vault::{AccessToken, ApiKey, Password, RefreshToken, token};
+use keyrelay_vault::{AccessToken, ApiKey, Password, RefreshToken, TokenSecret, token};
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
@@ -19,7 +19,7 @@ use crate::services::events;
 use crate::services::integrations::{self, IntegrationView};
 use crate::services::providers::{self, check_connection_config};
 use crate::services::refresh::{self, TokenCallError, Trigger};
-use crate::services::{outbound, validate};
+use crate::services::{oauth1, outbound, validate};
 
 /// Checks an end-user id: 1–256 characters, no control characters.
 pub fn check_user_id(user_id: &str) -> ServiceResult<()> {
@@ -256,6 +256,8 @@ pub struct ImportedCredentials {
     pub api_key: Option<ApiKey>,
     pub username: Option<String>,
     pub password: Option<Password>,
+    pub oauth_token: Option<AccessToken>,
+    pub oauth_token_secret: Option<TokenSecret>,
 }
 
 /// Imports a connection, or (client credentials) makes one by asking the
@@ -278,10 +280,12 @@ pub async fn import(
         )
     };
     let mode = view.definition.auth_mode;
-    let mut scopes = imported
-        .scopes
-        .clone()
-        .unwrap_or_else(|| view.record.scopes.clone());
+    // OAuth 1.0a grants have no scopes, unless the app says what it asked for.
+    let default_scopes = match mode {
+        AuthMode::OAuth1 => Vec::new(),
+        _ => view.record.scopes.clone(),
+    };
+    let mut scopes = imported.scopes.clone().unwrap_or(default_scopes);
     validate::scopes(&scopes)?;
     let creds = match mode {
         AuthMode::OAuth2 => {
@@ -335,12 +339,15 @@ pub async fn import(
             username: imported.username.ok_or_else(|| missing("username", mode))?,
             password: imported.password.ok_or_else(|| missing("password", mode))?,
         },
-        AuthMode::OAuth1 => {
-            return Err(ServiceError::invalid(
-                "not_supported",
-                "importing OAuth 1.0a connections is not available in this version",
-            ));
-        }
+        AuthMode::OAuth1 => Credentials::OAuth1 {
+            token: imported
+                .oauth_token
+                .ok_or_else(|| missing("oauth_token", mode))?,
+            token_secret: imported
+                .oauth_token_secret
+                .ok_or_else(|| missing("oauth_token_secret", mode))?,
+            extra: Map::new(),
+        },
     };
     upsert(app, &view, user_id, config, creds, scopes).await
 }
@@ -409,45 +416,39 @@ pub async fn verify(
     let base = endpoints.api_base_url.as_deref().ok_or_else(|| {
         ServiceError::invalid("not_supported", "this provider has no api_base_url")
     })?;
-    let mut url = url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), check.path))
+    let url = url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), check.path))
         .map_err(|e| upstream_failed("verification", &e.to_string()))?;
     crate::net::check_url(&url, app.config.allow_local_providers)
         .map_err(|e| upstream_failed("verification", &e))?;
     let method = reqwest::Method::from_bytes(check.method.as_bytes())
         .map_err(|e| upstream_failed("verification", &e.to_string()))?;
-    let mut request = app.http.request(method.clone(), url.clone());
-    match (&creds, view.definition.auth_injection()) {
-        (Credentials::Basic { username, password }, _) => {
-            request = request.basic_auth(username, Some(password.expose_secret()));
+    let request = match creds {
+        Credentials::Basic { username, password } => app
+            .http
+            .request(method, url)
+            .basic_auth(username, Some(password.expose_secret())),
+        Credentials::OAuth1 {
+            token,
+            token_secret,
+            ..
+        } => {
+            let signer = oauth1::consumer_signer(app, &view)
+                .await?
+                .with_token(token.expose_secret(), token_secret.clone());
+            let signed = signer
+                .authorize(method.as_str(), url.as_str(), None, &[])
+                .map_err(|e| oauth1::misconfigured(key, &e))?;
+            app.http
+                .request(method, url)
+                .header(reqwest::header::AUTHORIZATION, signed.expose_secret())
         }
-        (creds, injection) => {
-            let secret = match creds {
-                Credentials::OAuth2 { access_token, .. } => access_token.expose_secret(),
-                Credentials::ApiKey { api_key } => api_key.expose_secret(),
-                _ => {
-                    return Err(ServiceError::invalid(
-                        "not_supported",
-                        "verifying OAuth 1.0a connections is not available in this version",
-                    ));
-                }
-            };
-            match injection {
-                AuthInjection::Bearer => request = request.bearer_auth(secret),
-                AuthInjection::Header { name, format } => {
-                    let value = format
-                        .as_deref()
-                        .unwrap_or("{api_key}")
-                        .replace("{api_key}", secret)
-                        .replace("{access_token}", secret);
-                    request = request.header(name, value);
-                }
-                AuthInjection::Query { name } => {
-                    url.query_pairs_mut().append_pair(&name, secret);
-                    request = app.http.request(method.clone(), url.clone());
-                }
-            }
+        Credentials::OAuth2 { access_token, .. } => {
+            injected(app, method, url, &view, access_token.expose_secret())
         }
-    }
+        Credentials::ApiKey { api_key } => {
+            injected(app, method, url, &view, api_key.expose_secret())
+        }
+    };
     let resp = request
         .send()
         .await
@@ -457,6 +458,31 @@ pub async fn verify(
         valid: (200..300).contains(&status),
         detail: format!("{} {} answered HTTP {status}", check.method, check.path),
     })
+}
+
+/// A request carrying `secret` as the provider's `auth_injection` says.
+fn injected(
+    app: &App,
+    method: reqwest::Method,
+    mut url: url::Url,
+    view: &IntegrationView,
+    secret: &str,
+) -> reqwest::RequestBuilder {
+    match view.definition.auth_injection() {
+        AuthInjection::Bearer => app.http.request(method, url).bearer_auth(secret),
+        AuthInjection::Header { name, format } => {
+            let value = format
+                .as_deref()
+                .unwrap_or("{api_key}")
+                .replace("{api_key}", secret)
+                .replace("{access_token}", secret);
+            app.http.request(method, url).header(name, value)
+        }
+        AuthInjection::Query { name } => {
+            url.query_pairs_mut().append_pair(&name, secret);
+            app.http.request(method, url)
+        }
+    }
 }
 
 fn upstream_failed(what: &str, reason: &str) -> ServiceError {

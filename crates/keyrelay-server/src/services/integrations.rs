@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::error::{ServiceError, ServiceResult};
-use crate::services::validate;
+use crate::services::{oauth1, validate};
 use crate::vault::Field;
 
 /// A new integration as the API receives it.
@@ -158,6 +158,7 @@ pub async fn create(
         input.client_id.as_deref(),
         input.client_secret.is_some(),
     )?;
+    oauth1::check_consumer_secret(&definition, input.client_secret.as_ref())?;
     let id = token::generate_id("int_");
     let client_secret = input
         .client_secret
@@ -271,6 +272,7 @@ pub async fn update(
     if let Some(client_id) = patch.client_id {
         record.client_id = Some(client_id);
     }
+    oauth1::check_consumer_secret(&definition, patch.client_secret.as_ref())?;
     if let Some(secret) = &patch.client_secret {
         record.client_secret = Some(seal_secret(app, &record.id, secret)?);
     }
@@ -322,6 +324,14 @@ pub async fn client_secret(
         .get_integration(project_id, key)
         .await?
         .ok_or_else(|| unknown_integration(key))?;
+    open_client_secret(app, &record).await
+}
+
+/// The client secret of a record already in hand, decrypted.
+pub async fn open_client_secret(
+    app: &App,
+    record: &Integration,
+) -> ServiceResult<Option<ClientSecret>> {
     let Some(sealed) = &record.client_secret else {
         return Ok(None);
     };

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod events;
 pub mod integrations;
 pub mod keys;
+pub mod oauth1;
 pub mod outbound;
 pub mod projects;
 pub mod providers;

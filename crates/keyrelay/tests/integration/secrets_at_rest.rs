@@ -19,7 +19,7 @@ const NAME_MARKER: &str = "visible-project-name-marker";
 
 /// Everything the database holds, as bytes: the SQLite files (main file and
 /// write-ahead log) or every row of every PostgreSQL table as text.
-async fn raw_database(server: &TestServer) -> Vec<u8> {
+pub(crate) async fn raw_database(server: &TestServer) -> Vec<u8> {
     match server.backend {
         Backend::Sqlite => {
             let path = server.db.sqlite_path().unwrap();
@@ -62,7 +62,7 @@ async fn raw_database(server: &TestServer) -> Vec<u8> {
     }
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())

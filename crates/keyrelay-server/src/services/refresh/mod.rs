@@ -217,7 +217,7 @@ async fn refresh_once(
             if trigger == Trigger::Forced {
                 return Err(ServiceError::invalid(
                     "not_refreshable",
-                    "this connection has no refresh token, so it cannot be refreshed",
+                    "this connection has no refresh token (OAuth 1.0a, API-key and basic connections have none), so it cannot be refreshed",
                 ));
             }
             // Nothing to refresh with: hand out what we have; a 401 will tell.
@@ -341,7 +341,7 @@ async fn call_provider(
         }
         _ => Err(ServiceError::invalid(
             "not_refreshable",
-            "this connection has no refresh token, so it cannot be refreshed",
+            "this connection has no refresh token (OAuth 1.0a, API-key and basic connections have none), so it cannot be refreshed",
         )),
     }
 }

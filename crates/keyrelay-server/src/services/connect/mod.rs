@@ -1,6 +1,7 @@
-//! The hosted OAuth2 authorization: connect sessions, the redirect to the
-//! provider, and the callback that checks the state, exchanges the code and
-//! stores the credentials.
+//! The hosted authorization: connect sessions, the redirect to the provider,
+//! and the callback that checks the state, exchanges the grant and stores the
+//! credentials. This module runs OAuth2; [`oauth1`] runs OAuth 1.0a, whose
+//! flows are keyed by the temporary token instead of a state.
 //!
 //! A `state` is 256 random bits, stored only as its hash, single use, and
 //! bound twice: to the connect session it came from, and to the browser that
@@ -24,6 +25,8 @@ use crate::services::providers::{self, check_connection_config};
 use crate::services::refresh;
 use crate::services::validate;
 use crate::vault::Field;
+
+pub mod oauth1;
 
 const SESSION_TTL: Duration = Duration::minutes(30);
 const FLOW_TTL: Duration = Duration::minutes(10);
@@ -63,14 +66,18 @@ pub async fn create_session(
         ));
     }
     let view = integrations::get(app, project_id, &input.integration).await?;
-    match view.definition.auth_mode {
-        AuthMode::OAuth2 => {}
-        AuthMode::OAuth1 => {
+    let scopes = match view.definition.auth_mode {
+        AuthMode::OAuth2 => input.scopes.unwrap_or_else(|| view.record.scopes.clone()),
+        // OAuth 1.0a has no scopes: providers take their permissions as
+        // authorization parameters (Trello's `scope`, Flickr's `perms`).
+        AuthMode::OAuth1 if input.scopes.as_ref().is_some_and(|s| !s.is_empty()) => {
             return Err(ServiceError::invalid(
-                "not_supported",
-                "OAuth 1.0a connect sessions are not available in this version",
+                "invalid_request",
+                "scopes: OAuth 1.0a providers take no scopes; set the permissions the provider \
+                 asks for in its definition's authorization_params",
             ));
         }
+        AuthMode::OAuth1 => Vec::new(),
         mode => {
             return Err(ServiceError::invalid(
                 "not_connectable",
@@ -79,10 +86,8 @@ pub async fn create_session(
                 ),
             ));
         }
-    }
-    if let Some(scopes) = &input.scopes {
-        validate::scopes(scopes)?;
-    }
+    };
+    validate::scopes(&scopes)?;
     check_connection_config(&view.definition, &input.connection_config)?;
     let token = token::generate_token("kr_cs_");
     let now = Utc::now();
@@ -94,7 +99,7 @@ pub async fn create_session(
         integration_key: view.record.key.clone(),
         user_id: input.user_id,
         redirect_url: input.redirect_url,
-        scopes: input.scopes.unwrap_or_else(|| view.record.scopes.clone()),
+        scopes,
         connection_config: input.connection_config,
         expires_at: now + SESSION_TTL,
         created_at: now,
@@ -118,7 +123,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn new(status: u16, title: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, title: &'static str, message: impl Into<String>) -> Self {
         Page {
             status,
             title,
@@ -126,7 +131,7 @@ impl Page {
         }
     }
 
-    fn from_service(err: &ServiceError) -> Self {
+    pub(crate) fn from_service(err: &ServiceError) -> Self {
         let status = match err {
             ServiceError::Store(keyrelay_store::StoreError::Unavailable(_)) => 503,
             ServiceError::Upstream { .. } => 502,
@@ -183,6 +188,9 @@ async fn start_flow(
     now: DateTime<Utc>,
 ) -> ServiceResult<Started> {
     let view = integrations::get(app, &session.project_id, &session.integration_key).await?;
+    if view.definition.auth_mode == AuthMode::OAuth1 {
+        return oauth1::start(app, session, &view, now).await;
+    }
     let def = &view.definition;
     let endpoints = providers::resolve(app, def, &session.connection_config).await?;
     let authorization_endpoint = endpoints.authorization.clone().ok_or_else(|| {
@@ -239,19 +247,25 @@ async fn start_flow(
         created_at: now,
     };
     app.store.insert_oauth_flow(&flow).await?;
+    Ok(Started {
+        location: url.to_string(),
+        cookie: flow_cookie(app, state.expose_secret(), &binding, "/oauth"),
+    })
+}
+
+/// The cookie binding a flow (keyed by `key`) to this browser, sent only to
+/// the callback under `path`.
+fn flow_cookie(app: &App, key: &str, binding: &str, path: &str) -> String {
     let secure = if app.config.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    Ok(Started {
-        location: url.to_string(),
-        cookie: format!(
-            "{}={binding}; Path=/oauth; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-            cookie_name(state.expose_secret()),
-            FLOW_TTL.num_seconds()
-        ),
-    })
+    format!(
+        "{}={binding}; Path={path}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        cookie_name(key),
+        FLOW_TTL.num_seconds()
+    )
 }
 
 /// The query of the OAuth callback.
@@ -317,6 +331,45 @@ fn cookie_value<'a>(cookie_header: Option<&'a str>, name: &str) -> Option<&'a st
         .map(|(_, v)| v)
 }
 
+/// The pending flow keyed by `key` (a state, or an OAuth1 temporary token),
+/// checked to come back to `callback_url` in the browser that started it,
+/// and used up, even against concurrent callbacks.
+async fn take_bound_flow(
+    app: &App,
+    key: &str,
+    cookie_header: Option<&str>,
+    callback_url: &str,
+) -> Result<OAuthFlow, Finished> {
+    let hash = TokenHash::of(key);
+    let unknown = || {
+        Finished::Page(Page::new(
+            400,
+            "Unknown or used authorization",
+            "This authorization is unknown or was completed already. Go back to the app and start again.",
+        ))
+    };
+    let flow = match app.store.get_oauth_flow(hash.as_bytes()).await {
+        Ok(Some(flow)) if flow.redirect_uri == callback_url => flow,
+        Ok(_) => return Err(unknown()),
+        Err(e) => return Err(Finished::Page(Page::from_service(&e.into()))),
+    };
+    let bound = cookie_value(cookie_header, &cookie_name(key))
+        .and_then(|b| TokenHash::from_slice(&flow.binding_hash).map(|h| h.ct_eq(&TokenHash::of(b))))
+        .unwrap_or(false);
+    if !bound {
+        return Err(Finished::Page(Page::new(
+            400,
+            "Authorization started elsewhere",
+            "This authorization was started in another browser session. Start again from the app in this browser.",
+        )));
+    }
+    match app.store.take_oauth_flow(hash.as_bytes()).await {
+        Ok(Some(flow)) => Ok(flow),
+        Ok(None) => Err(unknown()),
+        Err(e) => Err(Finished::Page(Page::from_service(&e.into()))),
+    }
+}
+
 /// `GET /oauth/callback`.
 pub async fn finish(app: &App, params: CallbackParams, cookie_header: Option<&str>) -> Finished {
     let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
@@ -326,53 +379,42 @@ pub async fn finish(app: &App, params: CallbackParams, cookie_header: Option<&st
             "This callback has no state parameter, so it cannot be matched to a connection attempt.",
         ));
     };
-    let state_hash = TokenHash::of(state);
-    let unknown = || {
-        Finished::Page(Page::new(
-            400,
-            "Unknown or used authorization",
-            "This authorization is unknown or was completed already. Go back to the app and start again.",
-        ))
-    };
-    let flow = match app.store.get_oauth_flow(state_hash.as_bytes()).await {
-        Ok(Some(flow)) => flow,
-        Ok(None) => return unknown(),
-        Err(e) => return Finished::Page(Page::from_service(&e.into())),
-    };
-    // The browser must be the one that started this flow.
-    let bound = cookie_value(cookie_header, &cookie_name(state))
-        .and_then(|b| TokenHash::from_slice(&flow.binding_hash).map(|h| h.ct_eq(&TokenHash::of(b))))
-        .unwrap_or(false);
-    if !bound {
-        return Finished::Page(Page::new(
-            400,
-            "Authorization started elsewhere",
-            "This authorization was started in another browser session. Start again from the app in this browser.",
-        ));
+    let flow =
+        match take_bound_flow(app, state, cookie_header, &app.config.oauth_callback_url()).await {
+            Ok(flow) => flow,
+            Err(finished) => return finished,
+        };
+    if let Some(expired) = expired(&flow) {
+        return expired;
     }
-    // Single use, even against concurrent callbacks.
-    let flow = match app.store.take_oauth_flow(state_hash.as_bytes()).await {
-        Ok(Some(flow)) => flow,
-        Ok(None) => return unknown(),
-        Err(e) => return Finished::Page(Page::from_service(&e.into())),
-    };
-    if flow.expires_at <= Utc::now() {
-        return error_redirect(
-            &flow,
+    let outcome = complete(app, &flow, &params).await;
+    conclude(&flow, outcome)
+}
+
+/// The redirect for a flow that took too long, if it did.
+fn expired(flow: &OAuthFlow) -> Option<Finished> {
+    (flow.expires_at <= Utc::now()).then(|| {
+        error_redirect(
+            flow,
             "state_expired",
             "the authorization took too long; start again",
-        );
-    }
-    match complete(app, &flow, &params).await {
+        )
+    })
+}
+
+/// Back to the app with the outcome: success, or an error code and
+/// description.
+fn conclude(flow: &OAuthFlow, outcome: Result<(), (String, String)>) -> Finished {
+    match outcome {
         Ok(()) => redirect(
-            &flow,
+            flow,
             &[
                 ("keyrelay_status", "success"),
                 ("integration", &flow.integration_key),
                 ("user_id", &flow.user_id),
             ],
         ),
-        Err((code, description)) => error_redirect(&flow, &code, &description),
+        Err((code, description)) => error_redirect(flow, &code, &description),
     }
 }
 
