@@ -24,7 +24,8 @@
 // A client must authenticate (token, introspection, revocation) with its
 // registered token_endpoint_auth_method; the other one gets 401 invalid_client.
 
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { format } from 'node:util';
 
@@ -91,9 +92,12 @@ const account = {
   name: 'Test User',
 };
 
-// A fresh signing key per run (instead of oidc-provider's development keys).
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+// A fixed test-only signing key (instead of oidc-provider's development
+// keys), read from a file rather than generated so start-up does no RSA key
+// generation: on a loaded CI machine that start-up was seen to stall.
+const { _comment, ...signingKey } = JSON.parse(
+  readFileSync(new URL('./test-signing-key.json', import.meta.url), 'utf8'),
+);
 
 function configuration() {
   return {
