@@ -27,6 +27,8 @@ pub struct App {
     pub public_limiter: PublicRateLimiter,
     /// The proxy's pooled upstream client and hot-path cache.
     pub proxy_client: crate::proxy::ProxyClient,
+    /// Extra trusted roots, kept to build each serving thread's own client.
+    proxy_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
     pub proxy_cache: crate::proxy::cache::ProxyCache,
 }
 
@@ -56,7 +58,18 @@ impl App {
             discovery: DiscoveryCache::default(),
             refresher: Refresher::default(),
             proxy_client,
+            proxy_roots: extra_roots,
             proxy_cache: crate::proxy::cache::ProxyCache::default(),
         }))
+    }
+
+    /// A new proxy client with its own connection pool, as configured (for
+    /// a serving thread, whose upstream connections then stay on it).
+    pub fn new_proxy_client(&self) -> Result<crate::proxy::ProxyClient, rustls::Error> {
+        crate::proxy::client(
+            self.config.allow_local_providers,
+            self.config.proxy_connect_timeout,
+            &self.proxy_roots,
+        )
     }
 }

@@ -96,7 +96,7 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-fn internal(message: &str) -> ApiError {
+pub(crate) fn internal(message: &str) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
 }
 

@@ -9,6 +9,7 @@ mod extract;
 mod health;
 mod project;
 mod views;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use axum::serve::IncomingStream;
 use futures_util::future::{BoxFuture, Either};
@@ -32,6 +33,7 @@ use tower_http::trace::TraceLayer;
 pub use admin::created_json as created_project_json;
 pub use error::{ApiError, ApiResult};
 pub use views::timestamp;
+pub(crate) use workers::{on_main, send_upstream};
 
 use crate::app::App;
 
@@ -75,18 +77,17 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Connections are served by one thread per CPU (see [`workers`]).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let make = MakeFront {
+    let make = || MakeFront {
         router: router(app.clone()),
-        app,
+        app: app.clone(),
     };
-    axum::serve(listener, make)
-        .with_graceful_shutdown(shutdown)
-        .await
+    workers::serve(listener, app.clone(), make, shutdown).await
 }
 
 /// Makes one [`Front`] per accepted connection, knowing its peer address.
@@ -146,6 +147,16 @@ impl Service<Request<Body>> for Front {
             }));
         }
         req.extensions_mut().insert(self.peer);
-        Either::Right(self.router.call(req))
+        let route = self.router.call(req);
+        match workers::main_handle() {
+            // The API runs on the main runtime, beside the database pools.
+            Some(main) => Either::Left(Box::pin(async move {
+                match main.spawn(route).await {
+                    Ok(response) => response,
+                    Err(_) => Ok(error::internal("the request handler failed").into_response()),
+                }
+            })),
+            None => Either::Right(route),
+        }
     }
 }

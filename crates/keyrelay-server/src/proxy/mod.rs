@@ -31,6 +31,7 @@ pub use error::ProxyError;
 
 use crate::app::App;
 use crate::error::ServiceError;
+use crate::http::{on_main, send_upstream};
 use crate::proxy::cache::{Live, Prepared};
 use crate::proxy::stamp::Stamp;
 use crate::proxy::target::Base;
@@ -80,8 +81,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ProxyEr
     })
 }
 
-async fn project_of(app: &App, headers: &HeaderMap) -> Result<String, ProxyError> {
-    let bearer = headers
+fn bearer(headers: &HeaderMap) -> Result<&str, ProxyError> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -95,7 +96,11 @@ async fn project_of(app: &App, headers: &HeaderMap) -> Result<String, ProxyError
                 "invalid_api_key",
                 "send your project secret key as `Authorization: Bearer kr_sk_…`",
             )
-        })?;
+        })
+}
+
+async fn project_of(app: &App, headers: &HeaderMap) -> Result<String, ProxyError> {
+    let bearer = bearer(headers)?;
     let hash = TokenHash::of(bearer);
     if let Some(project) = app.proxy_cache.project(&hash) {
         return Ok(project);
@@ -343,14 +348,78 @@ async fn collect(body: AxumBody) -> Result<Body, ProxyError> {
     Ok(Body::Kept(collected.to_bytes()))
 }
 
+/// The integration and connection a call names, with its credentials.
+struct Found {
+    view: Arc<IntegrationView>,
+    live: Arc<Live>,
+}
+
+/// The hot path's lookups, all in memory. `None` when anything is missing
+/// from the cache, or the credentials are due for a refresh, or the
+/// connection's target and stamp are not built yet.
+fn cached(app: &App, headers: &HeaderMap) -> Result<Option<Found>, ProxyError> {
+    let hash = TokenHash::of(bearer(headers)?);
+    let Some(project_id) = app.proxy_cache.project(&hash) else {
+        return Ok(None);
+    };
+    let key = header_str(headers, "keyrelay-integration")?;
+    let user_id = header_str(headers, "keyrelay-user")?;
+    let Some(view) = app.proxy_cache.integration(&project_id, key) else {
+        return Ok(None);
+    };
+    let Some(live) = app.proxy_cache.connection(&project_id, key, user_id) else {
+        return Ok(None);
+    };
+    if refresh::due_for_use(app, &live) || live.prepared(&view).is_none() {
+        return Ok(None);
+    }
+    check_status(&live)?;
+    Ok(Some(Found { view, live }))
+}
+
+/// The same, from the database where the cache has nothing (and refreshed
+/// when due).
+async fn looked_up(app: &Arc<App>, headers: &HeaderMap) -> Result<Found, ProxyError> {
+    let project_id = project_of(app, headers).await?;
+    let key = header_str(headers, "keyrelay-integration")?;
+    let user_id = header_str(headers, "keyrelay-user")?;
+    let view = integration_of(app, &project_id, key).await?;
+    let live = live_connection(app, &view, user_id).await?;
+    Ok(Found { view, live })
+}
+
+fn lost() -> ProxyError {
+    ProxyError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the proxy's lookup failed unexpectedly; retry the request",
+    )
+}
+
 async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
     let (parts, body) = req.into_parts();
-    let project_id = project_of(app, &parts.headers).await?;
-    let key = header_str(&parts.headers, "keyrelay-integration")?;
-    let user_id = header_str(&parts.headers, "keyrelay-user")?;
-    let view = integration_of(app, &project_id, key).await?;
-    let mut live = live_connection(app, &view, user_id).await?;
+    if let Some(found) = cached(app, &parts.headers)? {
+        return forward(app, found, parts, body).await;
+    }
+    // Database work belongs on the main runtime (see http::workers).
+    let app = app.clone();
+    on_main(async move {
+        let found = looked_up(&app, &parts.headers).await?;
+        forward(&app, found, parts, body).await
+    })
+    .await
+    .unwrap_or_else(|| Err(lost()))
+}
 
+/// Checks the target, stamps and sends the call; on a 401, refreshes once
+/// and retries once when the body was kept.
+async fn forward(
+    app: &Arc<App>,
+    found: Found,
+    parts: http::request::Parts,
+    body: AxumBody,
+) -> Result<Response, ProxyError> {
+    let Found { view, live } = found;
     let raw_path = parts
         .uri
         .path()
@@ -409,11 +478,19 @@ async fn proxy(app: &Arc<App>, req: Request) -> Result<Response, ProxyError> {
     let Some(request) = retry else {
         return Ok(into_response(first));
     };
-    // One refresh shared by everyone who saw this version fail, then one retry.
-    live =
-        refresh::fresh_credentials(app, live.connection.clone(), &view, Trigger::Rejected).await?;
-    app.proxy_cache.put_connection(live.clone());
-    let prepared = prepare(app, &view, &live).await?;
+    // One refresh shared by everyone who saw this version fail, then one
+    // retry. The refresh talks to the database: on the main runtime.
+    let prepared = {
+        let (app, view, connection) = (app.clone(), view.clone(), live.connection.clone());
+        on_main(async move {
+            let live =
+                refresh::fresh_credentials(&app, connection, &view, Trigger::Rejected).await?;
+            app.proxy_cache.put_connection(live.clone());
+            prepare(&app, &view, &live).await
+        })
+        .await
+        .unwrap_or_else(|| Err(lost()))?
+    };
     let retried = send(
         app,
         &view,
@@ -455,7 +532,7 @@ async fn send(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let key = &view.record.key;
-    match tokio::time::timeout(app.config.proxy_timeout, app.proxy_client.request(request)).await {
+    match tokio::time::timeout(app.config.proxy_timeout, send_upstream(app, request)).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(err)) => Err(upstream_error(key, &host, &err)),
         Err(_) => Err(ProxyError::new(
