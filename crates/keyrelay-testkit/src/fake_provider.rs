@@ -150,6 +150,9 @@ impl FakeProvider {
             .route("/userinfo", get(userinfo))
             .route("/introspect", post(introspect))
             .route("/revoke", post(revoke))
+            // The same, under a per-tenant path (for endpoints with
+            // `{connection_config.…}` placeholders); only tenant "acme".
+            .route("/tenants/acme/revoke", post(revoke))
             .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -46,6 +46,12 @@ pub enum Revoked {
 struct Pending {
     refresh_token: Option<String>,
     access_token: Option<String>,
+    /// The connection's values for `{connection_config.…}` placeholders in
+    /// the revocation endpoint: the connection is gone by the retry. (Not
+    /// secret; absent from rows queued before it was kept.)
+    #[serde(default)]
+    #[zeroize(skip)]
+    connection_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Pending {
@@ -139,6 +145,7 @@ pub async fn delete_connection(
                 .as_ref()
                 .map(|t| t.expose_secret().to_string()),
             access_token: Some(access_token.expose_secret().to_string()),
+            connection_config: connection.connection_config.clone(),
         },
         _ => Pending::default(),
     };
@@ -254,7 +261,7 @@ async fn retry_one(app: &Arc<App>, row: &Revocation) -> ServiceResult<bool> {
     let view = integrations::get(app, &row.project_id, &row.integration_key).await;
     let outcome = match &view {
         Ok(view) => {
-            let endpoint = providers::resolve(app, &view.definition, &serde_json::Map::new())
+            let endpoint = providers::resolve(app, &view.definition, &pending.connection_config)
                 .await
                 .ok()
                 .and_then(|e| e.revocation);

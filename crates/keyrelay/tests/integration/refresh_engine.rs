@@ -283,17 +283,27 @@ async fn delete_revokes_at_the_provider(backend: Backend) {
         404
     );
 
-    // The provider is down: not revoked yet, queued, retried later.
+    // The provider is down: not revoked yet, queued, retried later. The
+    // revocation endpoint takes a per-connection value, which the retry
+    // still has after the connection is gone.
     provider.set_options(|o| o.revocation = RevocationMode::Unavailable);
+    let (_, tenant_key) = server.create_project("tenanted").await;
+    let mut def = provider.definition(true);
+    def["connection_config"] = json!(["tenant"]);
+    def["revocation_endpoint"] = json!(provider.url("/tenants/{connection_config.tenant}/revoke"));
+    integration_with(&server, &tenant_key, "fake", def, client_fields(&provider)).await;
     let (at, rt) = mint_tokens(&provider).await;
-    connection(
-        &server,
-        &key,
-        "fake",
-        "u2",
-        json!({"access_token": at, "refresh_token": rt, "expires_in": 3600}),
-    )
-    .await;
+    let r = server
+        .post(
+            "/v1/connections",
+            &tenant_key,
+            json!({"integration": "fake", "user_id": "u2",
+                   "connection_config": {"tenant": "acme"},
+                   "credentials": {"access_token": at, "refresh_token": rt, "expires_in": 3600}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let key = tenant_key;
     let r = server.delete("/v1/connections/fake/u2", &key).await;
     assert_eq!(r.body["revoked_at_provider"], false, "{}", r.text);
     provider.set_options(|o| o.revocation = RevocationMode::Ok);
