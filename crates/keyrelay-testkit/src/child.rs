@@ -1,10 +1,11 @@
 //! What the runners of real providers in other languages (oidc.rs,
-//! oauthlib_server.rs) share: draining a child's pipes, and waiting for the
-//! `READY <port>` line it prints once it listens.
+//! oauthlib_server.rs) share: a lock around their one-time install, draining
+//! a child's pipes, and waiting for the `READY <port>` line it prints once
+//! it listens.
 
-use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,63 @@ pub(crate) fn drain(pipe: impl Read + Send + 'static, buf: Arc<Mutex<String>>) -
 
 pub(crate) fn mtime(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// An install lock older than this is left over from a killed process (as
+/// is one whose process is gone, where that can be told).
+const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
+
+/// An install lock file, held by this process; removed when dropped (even
+/// on panic).
+pub(crate) struct InstallLock(PathBuf);
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// The lock was left by a process that is gone: too old, or (on Linux) its
+/// pid has no `/proc` entry.
+fn lock_is_stale(path: &Path) -> bool {
+    let too_old = mtime(path)
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_LOCK);
+    let owner_gone = Path::new("/proc/self").exists()
+        && fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+    too_old || owner_gone
+}
+
+/// Takes the lock file `path` (created exclusively, holding our pid),
+/// waiting up to `wait` for another process's install (`what`, in the
+/// message) to finish. A stale lock is taken over.
+pub(crate) fn lock_install(path: PathBuf, wait: Duration, what: &str) -> InstallLock {
+    let started = Instant::now();
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{}", std::process::id());
+                return InstallLock(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if lock_is_stale(&path) {
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                if started.elapsed() > wait {
+                    panic!(
+                        "waited {wait:?} for another {what} ({}); remove it if no install is running",
+                        path.display()
+                    );
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot create {}: {e}", path.display()),
+        }
+    }
 }
 
 /// How long a child may take to print `READY <port>`. Generous: on a loaded

@@ -18,7 +18,7 @@
 //! once per machine, guarded against concurrent test processes. Without
 //! them, [`OauthlibServer::start`] announces the skip and returns `None`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::child::{drain, mtime};
+use crate::child::{drain, lock_install};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -39,9 +39,6 @@ const PIP_SOCKET_TIMEOUT: &str = "60";
 /// How long to wait for another process's install before giving up (longer
 /// than an install may take).
 const INSTALL_WAIT: Duration = Duration::from_secs(12 * 60);
-/// An install lock older than this is left over from a killed process (as
-/// is one whose process is gone, where that can be told).
-const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
 /// The virtual environment, in the `oauth1` folder (git-ignored).
 const VENV: &str = ".venv";
 /// Written into the venv once `pip install` has succeeded; holds what the
@@ -395,56 +392,6 @@ fn install_fresh(dir: &Path, stamp: &str) -> bool {
         && fs::read_to_string(venv.join(STAMP)).is_ok_and(|found| found == stamp)
 }
 
-/// Removes the install lock file when dropped (even on panic).
-struct InstallLock(PathBuf);
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
-/// The lock was left by a process that is gone: too old, or (on Linux) its
-/// pid has no `/proc` entry.
-fn lock_is_stale(path: &Path) -> bool {
-    let too_old = mtime(path)
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > STALE_LOCK);
-    let owner_gone = Path::new("/proc/self").exists()
-        && fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-    too_old || owner_gone
-}
-
-fn lock_install(dir: &Path) -> InstallLock {
-    let path = dir.join(LOCK);
-    let started = Instant::now();
-    loop {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => {
-                let _ = writeln!(f, "{}", std::process::id());
-                return InstallLock(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if lock_is_stale(&path) {
-                    let _ = fs::remove_file(&path);
-                    continue;
-                }
-                if started.elapsed() > INSTALL_WAIT {
-                    panic!(
-                        "waited {INSTALL_WAIT:?} for another oauthlib install ({}); remove it if no install is running",
-                        path.display()
-                    );
-                }
-                thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => panic!("cannot create {}: {e}", path.display()),
-        }
-    }
-}
-
 /// Runs a command to completion, killing it after `timeout`; panics with
 /// its output when it cannot run, times out or fails.
 fn run(what: &str, cmd: &mut Command, timeout: Duration) {
@@ -496,7 +443,7 @@ fn ensure_installed(dir: &Path, python_identity: &str) {
     if install_fresh(dir, &stamp) {
         return;
     }
-    let _lock = lock_install(dir);
+    let _lock = lock_install(dir.join(LOCK), INSTALL_WAIT, "oauthlib install");
     if install_fresh(dir, &stamp) {
         return; // another process installed it while we waited
     }

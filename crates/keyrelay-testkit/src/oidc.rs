@@ -14,21 +14,18 @@
 //! Needs `node` (and `npm` the first time): without `node` on `PATH`,
 //! [`OidcServer::start`] announces the skip and returns `None`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::child::{drain, mtime};
+use crate::child::{drain, lock_install, mtime};
 use serde_json::json;
 
 /// How long to wait for another process's `npm ci` before giving up.
 const INSTALL_WAIT: Duration = Duration::from_secs(10 * 60);
-/// An install lock older than this is left over from a killed process.
-const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Written into `node_modules` once `npm ci` has succeeded.
 const STAMP: &str = ".keyrelay-npm-ci-stamp";
 const LOCK: &str = ".npm-install.lock";
@@ -262,45 +259,6 @@ fn install_fresh(dir: &Path) -> bool {
     }
 }
 
-/// Removes the install lock file when dropped (even on panic).
-struct InstallLock(PathBuf);
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
-fn lock_install(dir: &Path) -> InstallLock {
-    let path = dir.join(LOCK);
-    let started = Instant::now();
-    loop {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => {
-                let _ = writeln!(f, "{}", std::process::id());
-                return InstallLock(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let stale = mtime(&path)
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > STALE_LOCK);
-                if stale {
-                    let _ = fs::remove_file(&path);
-                    continue;
-                }
-                if started.elapsed() > INSTALL_WAIT {
-                    panic!(
-                        "waited {INSTALL_WAIT:?} for another `npm ci` ({}); remove it if no install is running",
-                        path.display()
-                    );
-                }
-                thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => panic!("cannot create {}: {e}", path.display()),
-        }
-    }
-}
-
 /// Runs `npm ci` in `dir` unless its `node_modules` is up to date.
 fn ensure_installed(dir: &Path) {
     // Threads of this process queue here; other processes on the lock file.
@@ -309,7 +267,7 @@ fn ensure_installed(dir: &Path) {
     if install_fresh(dir) {
         return;
     }
-    let _lock = lock_install(dir);
+    let _lock = lock_install(dir.join(LOCK), INSTALL_WAIT, "`npm ci`");
     if install_fresh(dir) {
         return; // another process installed it while we waited
     }
