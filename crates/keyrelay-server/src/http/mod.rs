@@ -23,9 +23,8 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::future::RouteFuture;
 use axum::serve::IncomingStream;
-use futures_util::future::{BoxFuture, Either};
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 use tower::Service;
 use tower_http::trace::TraceLayer;
@@ -83,11 +82,7 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let make = || MakeFront {
-        router: router(app.clone()),
-        app: app.clone(),
-    };
-    workers::serve(listener, app.clone(), make, shutdown).await
+    workers::serve(listener, app, shutdown).await
 }
 
 /// Makes one [`Front`] per accepted connection, knowing its peer address.
@@ -95,6 +90,15 @@ pub async fn serve(
 struct MakeFront {
     router: Router,
     app: Arc<App>,
+}
+
+impl MakeFront {
+    fn new(app: Arc<App>) -> MakeFront {
+        MakeFront {
+            router: router(app.clone()),
+            app,
+        }
+    }
 }
 
 impl<'a> Service<IncomingStream<'a, TcpListener>> for MakeFront {
@@ -127,13 +131,10 @@ struct Front {
     peer: ConnectInfo<SocketAddr>,
 }
 
-type FrontFuture =
-    Either<BoxFuture<'static, Result<Response, Infallible>>, RouteFuture<Infallible>>;
-
 impl Service<Request<Body>> for Front {
     type Response = Response;
     type Error = Infallible;
-    type Future = FrontFuture;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -142,21 +143,18 @@ impl Service<Request<Body>> for Front {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         if req.uri().path().starts_with("/v1/proxy/") {
             let app = self.app.clone();
-            return Either::Left(Box::pin(async move {
-                Ok(crate::proxy::handle(State(app), req).await)
-            }));
+            return Box::pin(async move { Ok(crate::proxy::handle(State(app), req).await) });
         }
         req.extensions_mut().insert(self.peer);
         let route = self.router.call(req);
-        match workers::main_handle() {
-            // The API runs on the main runtime, beside the database pools.
-            Some(main) => Either::Left(Box::pin(async move {
-                match main.spawn(route).await {
-                    Ok(response) => response,
-                    Err(_) => Ok(error::internal("the request handler failed").into_response()),
-                }
-            })),
-            None => Either::Right(route),
-        }
+        // The API runs on the main runtime, beside the database pools.
+        Box::pin(async move {
+            on_main(route).await.unwrap_or_else(|| {
+                Ok(
+                    error::internal("the request handler failed unexpectedly; retry the request")
+                        .into_response(),
+                )
+            })
+        })
     }
 }

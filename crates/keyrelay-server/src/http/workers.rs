@@ -72,17 +72,12 @@ fn thread_count() -> usize {
 }
 
 /// Serves `listener` on the serving threads until `shutdown` completes, then
-/// lets each finish its in-flight requests. `make(app)` builds the service
-/// that makes per-connection handlers.
-pub(super) async fn serve<M>(
+/// lets each finish its in-flight requests.
+pub(super) async fn serve(
     listener: TcpListener,
     app: Arc<App>,
-    make: M,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    M: Fn() -> super::MakeFront,
-{
+) -> std::io::Result<()> {
     let main = Handle::current();
     let listener = listener.into_std()?;
     let (stop, stopped) = watch::channel(false);
@@ -94,7 +89,7 @@ where
             client,
             main: main.clone(),
         };
-        let make = make();
+        let make = super::MakeFront::new(app.clone());
         let stopped = stopped.clone();
         let (done, finished_rx) = oneshot::channel();
         std::thread::Builder::new()

@@ -392,7 +392,7 @@ fn lost() -> ProxyError {
     ProxyError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal_error",
-        "the proxy's lookup failed unexpectedly; retry the request",
+        "keyrelay's handling of this call failed unexpectedly; retry the request",
     )
 }
 

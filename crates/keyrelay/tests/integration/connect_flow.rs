@@ -18,7 +18,7 @@ both_backends! {
     sessions_refuse_bad_input => sessions_refuse_bad_input;
 }
 
-const APP_REDIRECT: &str = "https://app.example.com/done";
+pub(crate) const APP_REDIRECT: &str = "https://app.example.com/done";
 
 /// A server, a project key, and an integration named `fake` for `provider`.
 async fn setup(
@@ -43,11 +43,22 @@ async fn setup(
 }
 
 async fn new_session(server: &TestServer, key: &str, user: &str) -> String {
+    session_url(server, key, "fake", user).await
+}
+
+/// Creates a connect session for `user` on `integration` (returning to
+/// [`APP_REDIRECT`]) and returns its connect link.
+pub(crate) async fn session_url(
+    server: &TestServer,
+    key: &str,
+    integration: &str,
+    user: &str,
+) -> String {
     let resp = server
         .post(
             "/v1/connect/sessions",
             key,
-            json!({"integration": "fake", "user_id": user, "redirect_url": APP_REDIRECT}),
+            json!({"integration": integration, "user_id": user, "redirect_url": APP_REDIRECT}),
         )
         .await;
     assert_eq!(resp.status, 201, "{}", resp.text);

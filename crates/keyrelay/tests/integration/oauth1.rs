@@ -11,6 +11,7 @@ use keyrelay_testkit::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::connect_flow::{APP_REDIRECT, session_url};
 use crate::proxy::{client, proxied};
 use crate::secrets_at_rest::{contains, raw_database};
 
@@ -18,8 +19,6 @@ both_backends! {
     hmac_sha1_flow_and_signed_calls => hmac_sha1_flow_and_signed_calls;
     imported_connections_sign_too => imported_connections_sign_too;
 }
-
-const APP_REDIRECT: &str = "https://app.example.com/done";
 
 /// The consumer secret keyrelay signs with: the RSA private key for
 /// RSA-SHA1, else the provider's consumer secret.
@@ -55,15 +54,7 @@ async fn setup(backend: Backend, provider: &FakeOauth1Provider) -> Option<(TestS
 }
 
 async fn new_session(server: &TestServer, key: &str, user: &str) -> String {
-    let resp = server
-        .post(
-            "/v1/connect/sessions",
-            key,
-            json!({"integration": "fake1", "user_id": user, "redirect_url": APP_REDIRECT}),
-        )
-        .await;
-    assert_eq!(resp.status, 201, "{}", resp.text);
-    resp.body["url"].as_str().unwrap().to_string()
+    session_url(server, key, "fake1", user).await
 }
 
 /// Walks a browser from the connect link to keyrelay's OAuth1 callback; the

@@ -12,6 +12,7 @@ use keyrelay_testkit::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::connect_flow::session_url;
 use crate::proxy::{client, proxied};
 
 both_backends! {
@@ -20,7 +21,6 @@ both_backends! {
 
 const CONSUMER_KEY: &str = "keyrelay-oauthlib-consumer";
 const CONSUMER_SECRET: &str = "consumer secret & symbols=+/~%";
-const APP_REDIRECT: &str = "https://app.example.com/done";
 
 async fn hmac_sha1(backend: Backend) {
     run(backend, "HMAC-SHA1").await;
@@ -78,20 +78,10 @@ async fn run(backend: Backend, method: &str) {
     assert_eq!(created.status, 201, "{}", created.text);
 
     // The three-legged flow, in a browser.
-    let session = server
-        .post(
-            "/v1/connect/sessions",
-            &key,
-            json!({"integration": "lib", "user_id": "ada", "redirect_url": APP_REDIRECT}),
-        )
-        .await;
-    assert_eq!(session.status, 201, "{}", session.text);
+    let link = session_url(&server, &key, "lib", "ada").await;
     let mut browser = Browser::new();
     let callback = browser
-        .follow_until(
-            session.body["url"].as_str().unwrap(),
-            &server.url("/oauth1/callback"),
-        )
+        .follow_until(&link, &server.url("/oauth1/callback"))
         .await;
     let result = browser.callback(&callback).await;
     assert_eq!(result.status, 302, "{}\n{}", result.body, provider.stderr());
